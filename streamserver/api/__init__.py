@@ -1,0 +1,1 @@
+"""JSON HTTP handlers, one resource per module."""

@@ -1,0 +1,55 @@
+"""Short-lived copies of the records every request reads: shows, branches, sessions.
+
+A purchase names a show and a branch and carries a session; reading the three from the
+store on each request is three thread hops for values that change a few times a day.
+They are kept here for a second (`cachetools.TTLCache`, bounded): a show's new status,
+a branch's new hours or a signed-out session are seen everywhere within that second
+(and at once on this node, which forgets a session when it signs it out). Handlers that
+change a record read it fresh.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from cachetools import TTLCache
+
+from commerce.catalog import Branch
+from commerce.ids import BranchId, ShowId
+from commerce.shows import Show
+from streamserver.store.port import Session, Store
+
+TTL_S: Final = 1.0
+SIZE_MAX: Final = 10_000
+
+
+class ReadCache:
+    def __init__(self, store: Store, ttl_s: float = TTL_S) -> None:
+        self._store = store
+        self._shows: TTLCache[ShowId, Show | None] = TTLCache(SIZE_MAX, ttl_s)
+        self._branches: TTLCache[BranchId, Branch | None] = TTLCache(SIZE_MAX, ttl_s)
+        self._sessions: TTLCache[bytes, Session | None] = TTLCache(SIZE_MAX, ttl_s)
+
+    async def show(self, show_id: ShowId) -> Show | None:
+        if show_id not in self._shows:
+            self._shows[show_id] = await self._store.show(show_id)
+        return self._shows.get(show_id)
+
+    async def branch(self, branch_id: BranchId) -> Branch | None:
+        if branch_id not in self._branches:
+            self._branches[branch_id] = await self._store.branch(branch_id)
+        return self._branches.get(branch_id)
+
+    async def session(self, token_sha256: bytes) -> Session | None:
+        if token_sha256 not in self._sessions:
+            self._sessions[token_sha256] = await self._store.session(token_sha256)
+        return self._sessions.get(token_sha256)
+
+    def forget_show(self, show_id: ShowId) -> None:
+        self._shows.pop(show_id, None)
+
+    def forget_branch(self, branch_id: BranchId) -> None:
+        self._branches.pop(branch_id, None)
+
+    def forget_session(self, token_sha256: bytes) -> None:
+        self._sessions.pop(token_sha256, None)

@@ -1,0 +1,1 @@
+"""Websockets to shoppers in branch rooms: the envelope, room logs, and the hub."""

@@ -1,0 +1,1 @@
+"""Persistence adapters. `sqlite` is the embedded default."""

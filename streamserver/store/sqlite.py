@@ -1,0 +1,1106 @@
+"""The embedded store: everything in one SQLite file, WAL mode.
+
+Writes run on one writer thread with its own connection (SQLite has one writer; a
+thread makes that explicit and keeps the event loop free). Plans waiting together are
+applied in one transaction, each inside its own SAVEPOINT, so a refused plan rolls
+back alone while the commit (the fsync) is shared: that is what lets the embedded
+default take thousands of purchases per second with `synchronous=FULL`. A plan's
+caller is answered only after the commit. Reads use separate connections on a small
+thread pool (WAL readers never block the writer).
+
+Bearer tokens are stored as SHA-256 digests: they are random 256-bit secrets, so a
+slow password hash would add nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar, assert_never
+
+from commerce.access import Role
+from commerce.cards import Card
+from commerce.catalog import Branch, Merchant, Product, Sku, StockLevel, Terms
+from commerce.ids import (
+    Amount,
+    BranchId,
+    CardId,
+    MerchantId,
+    OrderId,
+    ProductId,
+    ShopperId,
+    ShowId,
+    SkuId,
+)
+from commerce.ledger import Transfer, stored_value
+from commerce.orders import Order, OrderingView
+from commerce.plan import (
+    AckFulfillment,
+    AppendOutbox,
+    AttributeCustomer,
+    BalanceAtLeast,
+    BeforeTime,
+    BoughtAtMost,
+    CancelExpiry,
+    CountBought,
+    EnqueueFulfillment,
+    Guard,
+    HoldStoredValue,
+    KeyUnseen,
+    MoveStock,
+    NotBeforeTime,
+    OrderInState,
+    Plan,
+    PostTransfer,
+    PutOrder,
+    Reason,
+    Refusal,
+    ReleaseHold,
+    RememberKey,
+    ScheduleExpiry,
+    StockAtLeast,
+    StockMove,
+    Write,
+)
+from commerce.pricing import Offer
+from commerce.shows import Show, ShowStatus
+from streamserver.store import codec
+from streamserver.store.port import (
+    Applied,
+    ApplyResult,
+    Customer,
+    Durability,
+    OutboxEntry,
+    QueueEntry,
+    Replayed,
+    Session,
+    StockChange,
+    StoredValue,
+    User,
+)
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BATCH_PLANS_MAX: Final = 64  # plans sharing one commit
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS merchant (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    operator_token_sha256 BLOB NOT NULL,
+    terms TEXT
+);
+CREATE TABLE IF NOT EXISTS branch (
+    id TEXT PRIMARY KEY,
+    merchant TEXT NOT NULL REFERENCES merchant(id),
+    name TEXT NOT NULL,
+    address TEXT NOT NULL DEFAULT '',
+    lat REAL,
+    lng REAL,
+    is_open INTEGER NOT NULL DEFAULT 1,
+    created_seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS branch_by_merchant ON branch(merchant, created_seq);
+CREATE TABLE IF NOT EXISTS show (
+    id TEXT PRIMARY KEY,
+    merchant TEXT NOT NULL REFERENCES merchant(id),
+    title TEXT NOT NULL,
+    status TEXT NOT NULL,
+    host_token_sha256 BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS product (
+    id TEXT PRIMARY KEY, merchant TEXT NOT NULL, name TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sku (
+    id TEXT PRIMARY KEY, merchant TEXT NOT NULL, product TEXT NOT NULL,
+    name TEXT NOT NULL, price INTEGER NOT NULL CHECK (price >= 0)
+);
+CREATE INDEX IF NOT EXISTS sku_by_merchant ON sku(merchant);
+CREATE TABLE IF NOT EXISTS offer (
+    merchant TEXT NOT NULL, sku TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (merchant, sku)
+);
+CREATE TABLE IF NOT EXISTS stock (
+    merchant TEXT NOT NULL, branch TEXT NOT NULL, sku TEXT NOT NULL,
+    received INTEGER NOT NULL DEFAULT 0, available INTEGER NOT NULL DEFAULT 0,
+    reserved INTEGER NOT NULL DEFAULT 0, sold INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (merchant, branch, sku),
+    CHECK (available >= 0 AND reserved >= 0 AND sold >= 0),
+    CHECK (received = available + reserved + sold)
+);
+CREATE TABLE IF NOT EXISTS account (
+    merchant TEXT NOT NULL, id TEXT NOT NULL, balance INTEGER NOT NULL,
+    PRIMARY KEY (merchant, id)
+);
+CREATE TABLE IF NOT EXISTS hold (
+    merchant TEXT NOT NULL, order_id TEXT NOT NULL, shopper TEXT NOT NULL,
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    PRIMARY KEY (merchant, order_id)
+);
+CREATE TABLE IF NOT EXISTS held (
+    merchant TEXT NOT NULL, shopper TEXT NOT NULL, amount INTEGER NOT NULL CHECK (amount >= 0),
+    PRIMARY KEY (merchant, shopper)
+);
+CREATE TABLE IF NOT EXISTS transfer (
+    merchant TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, at_ms INTEGER NOT NULL,
+    PRIMARY KEY (merchant, id)
+);
+CREATE INDEX IF NOT EXISTS transfer_by_time ON transfer(merchant, at_ms);
+CREATE TABLE IF NOT EXISTS bought (
+    merchant TEXT NOT NULL, shopper TEXT NOT NULL, sku TEXT NOT NULL, qty INTEGER NOT NULL,
+    PRIMARY KEY (merchant, shopper, sku)
+);
+CREATE TABLE IF NOT EXISTS orders (
+    merchant TEXT NOT NULL, id TEXT NOT NULL, branch TEXT NOT NULL, ship_from TEXT NOT NULL,
+    shopper TEXT NOT NULL, state TEXT NOT NULL, placed_at_ms INTEGER NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (merchant, id)
+);
+CREATE INDEX IF NOT EXISTS orders_by_branch ON orders(merchant, branch, placed_at_ms);
+CREATE INDEX IF NOT EXISTS orders_by_ship_from ON orders(merchant, ship_from, placed_at_ms);
+CREATE INDEX IF NOT EXISTS orders_by_shopper ON orders(merchant, shopper, placed_at_ms);
+CREATE TABLE IF NOT EXISTS idempotency (
+    merchant TEXT NOT NULL, shopper TEXT NOT NULL, key TEXT NOT NULL, digest TEXT NOT NULL,
+    order_id TEXT NOT NULL, expires_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (merchant, shopper, key)
+);
+CREATE TABLE IF NOT EXISTS customer (
+    merchant TEXT NOT NULL, shopper TEXT NOT NULL, branch TEXT NOT NULL, since_ms INTEGER NOT NULL,
+    PRIMARY KEY (merchant, shopper)
+);
+CREATE INDEX IF NOT EXISTS customer_by_branch ON customer(merchant, branch, since_ms);
+CREATE TABLE IF NOT EXISTS expiry (
+    merchant TEXT NOT NULL, order_id TEXT NOT NULL, due_ms INTEGER NOT NULL,
+    PRIMARY KEY (merchant, order_id)
+);
+CREATE INDEX IF NOT EXISTS expiry_by_due ON expiry(due_ms);
+CREATE TABLE IF NOT EXISTS fulfillment_queue (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, merchant TEXT NOT NULL, branch TEXT NOT NULL,
+    order_id TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (merchant, order_id)
+);
+CREATE INDEX IF NOT EXISTS queue_pending ON fulfillment_queue(merchant, branch, done, seq);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, merchant TEXT NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_by_merchant ON outbox(merchant, seq);
+CREATE TABLE IF NOT EXISTS card (
+    merchant TEXT NOT NULL, show TEXT NOT NULL, id TEXT NOT NULL, sku TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (show, id)
+);
+CREATE INDEX IF NOT EXISTS card_by_sku ON card(merchant, sku);
+CREATE TABLE IF NOT EXISTS user (
+    merchant TEXT NOT NULL, username TEXT NOT NULL, role TEXT NOT NULL, branch TEXT,
+    password_hash TEXT NOT NULL,
+    PRIMARY KEY (merchant, username)
+);
+CREATE TABLE IF NOT EXISTS shopper (
+    merchant TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (merchant, id)
+);
+CREATE TABLE IF NOT EXISTS session (
+    token_sha256 BLOB PRIMARY KEY, actor TEXT NOT NULL, expires_at_ms INTEGER NOT NULL
+);
+"""
+
+_STOCK_COLUMNS: Final = {
+    StockMove.RECEIVE: "received = received + :n, available = available + :n",
+    StockMove.RESERVE: "available = available - :n, reserved = reserved + :n",
+    StockMove.RELEASE: "reserved = reserved - :n, available = available + :n",
+    StockMove.SELL: "reserved = reserved - :n, sold = sold + :n",
+    StockMove.RETURN: "sold = sold - :n, available = available + :n",
+}
+
+
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class _Job:
+    """Work for the writer thread: a plan to apply, or a function to run alone."""
+
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    merchant: MerchantId | None = None
+    plan: Plan | None = None
+    fn: Callable[[sqlite3.Connection], Any] | None = None
+
+
+class SqliteStore:
+    """Everything in `path` (the `--data-dir`'s lianbo.sqlite3)."""
+
+    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+        assert synchronous in ("FULL", "NORMAL")
+        self._path = path
+        self._synchronous = synchronous
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-read")
+        self._local = threading.local()
+        self._read_connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        db = self._connect()
+        db.executescript(SCHEMA)
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(db,), name="sqlite-write", daemon=True
+        )
+        self._writer.start()
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._jobs.put(None)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for conn in self._read_connections:
+                conn.close()
+            self._read_connections.clear()
+
+    async def durability(self) -> Durability:
+        if self._synchronous == "FULL":
+            return Durability(
+                True, "SQLite WAL with synchronous=FULL: every answer follows an fsync"
+            )
+        return Durability(
+            True,
+            "SQLite WAL with synchronous=NORMAL: survives a crash of the server process; "
+            "a power loss can lose the last transactions",
+        )
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA busy_timeout=5000")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            with self._lock:
+                self._read_connections.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(_Job(loop, future, fn=fn))
+        return await future
+
+    # -- the writer thread --------------------------------------------------------------
+
+    def _write_loop(self, db: sqlite3.Connection) -> None:
+        carried: _Job | None = None
+        stopping = False
+        try:
+            while not stopping:
+                job = carried if carried is not None else self._jobs.get()
+                carried = None
+                if job is None:
+                    return
+                if job.fn is not None:
+                    self._run_alone(db, job)
+                    continue
+                batch = [job]
+                while len(batch) < BATCH_PLANS_MAX:
+                    try:
+                        more = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stopping = True
+                        break
+                    if more.fn is not None:
+                        carried = more
+                        break
+                    batch.append(more)
+                self._apply_batch(db, batch)
+        finally:
+            db.close()
+
+    @staticmethod
+    def _resolve(job: _Job, result: Any = None, error: BaseException | None = None) -> None:
+        def settle() -> None:
+            if job.future.cancelled():
+                return
+            if error is not None:
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(result)
+
+        job.loop.call_soon_threadsafe(settle)
+
+    def _run_alone(self, db: sqlite3.Connection, job: _Job) -> None:
+        assert job.fn is not None
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            result = job.fn(db)
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._resolve(job, error=exc)
+        else:
+            self._resolve(job, result)
+
+    def _apply_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            now_ms = _now_ms()
+            for job in batch:
+                assert job.plan is not None
+                assert job.merchant is not None
+                db.execute("SAVEPOINT plan")
+                try:
+                    result = _apply(db, job.merchant, job.plan, now_ms)
+                except BaseException as exc:  # a broken invariant: this plan only
+                    db.execute("ROLLBACK TO plan")
+                    db.execute("RELEASE plan")
+                    logger.exception("plan failed to apply")
+                    outcomes.append((job, None, exc))
+                    continue
+                if isinstance(result, Applied):
+                    db.execute("RELEASE plan")
+                else:
+                    db.execute("ROLLBACK TO plan")
+                    db.execute("RELEASE plan")
+                outcomes.append((job, result, None))
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            for job in batch:
+                self._resolve(job, error=exc)
+            return
+        for job, result, error in outcomes:  # answered only once committed
+            self._resolve(job, result, error)
+
+    # -- commerce -----------------------------------------------------------------------
+
+    async def apply(self, merchant_id: MerchantId, plan: Plan) -> ApplyResult:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ApplyResult] = loop.create_future()
+        self._jobs.put(_Job(loop, future, merchant=merchant_id, plan=plan))
+        return await future
+
+    async def ordering_view(
+        self, merchant_id: MerchantId, selling: BranchId, shopper: ShopperId, skus: Sequence[SkuId]
+    ) -> OrderingView | None:
+        def read(conn: sqlite3.Connection) -> OrderingView | None:
+            branches = _branches(conn, merchant_id)
+            own = next((b for b in branches if b.id == selling), None)
+            if own is None:
+                return None
+            marks = ",".join("?" * len(skus))
+            sku_rows = conn.execute(
+                "SELECT id, merchant, product, name, price FROM sku"
+                f" WHERE merchant = ? AND id IN ({marks})",
+                (merchant_id, *skus),
+            ).fetchall()
+            offer_rows = conn.execute(
+                f"SELECT body FROM offer WHERE merchant = ? AND sku IN ({marks})",
+                (merchant_id, *skus),
+            ).fetchall()
+            stock_rows = conn.execute(
+                f"SELECT branch, sku, available FROM stock WHERE merchant = ? AND sku IN ({marks})",
+                (merchant_id, *skus),
+            ).fetchall()
+            bought_rows = conn.execute(
+                "SELECT sku, qty FROM bought"
+                f" WHERE merchant = ? AND shopper = ? AND sku IN ({marks})",
+                (merchant_id, shopper, *skus),
+            ).fetchall()
+            offers = [codec.offer_from_dict(json.loads(r[0])) for r in offer_rows]
+            return OrderingView(
+                terms=_terms(conn, merchant_id),
+                selling=own,
+                branches=tuple(branches),
+                skus={SkuId(r[0]): _sku(r) for r in sku_rows},
+                offers={o.sku: o for o in offers},
+                available={(BranchId(b), SkuId(s)): n for b, s, n in stock_rows},
+                bought={SkuId(s): n for s, n in bought_rows},
+            )
+
+        return await self._read(read)
+
+    async def order(self, merchant_id: MerchantId, order_id: OrderId) -> Order | None:
+        def read(conn: sqlite3.Connection) -> Order | None:
+            row = conn.execute(
+                "SELECT body FROM orders WHERE merchant = ? AND id = ?", (merchant_id, order_id)
+            ).fetchone()
+            return None if row is None else codec.order_from_dict(json.loads(row[0]))
+
+        return await self._read(read)
+
+    async def orders(
+        self,
+        merchant_id: MerchantId,
+        *,
+        branch: BranchId | None = None,
+        shopper: ShopperId | None = None,
+        limit: int = 100,
+    ) -> list[Order]:
+        def read(conn: sqlite3.Connection) -> list[Order]:
+            where, args = "merchant = ?", [str(merchant_id)]
+            if branch is not None:
+                where += " AND (branch = ? OR ship_from = ?)"
+                args += [branch, branch]
+            if shopper is not None:
+                where += " AND shopper = ?"
+                args.append(shopper)
+            rows = conn.execute(
+                f"SELECT body FROM orders WHERE {where} ORDER BY placed_at_ms DESC, id LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+            return [codec.order_from_dict(json.loads(r[0])) for r in rows]
+
+        return await self._read(read)
+
+    async def stock(self, merchant_id: MerchantId) -> dict[tuple[BranchId, SkuId], StockLevel]:
+        def read(conn: sqlite3.Connection) -> dict[tuple[BranchId, SkuId], StockLevel]:
+            rows = conn.execute(
+                "SELECT branch, sku, received, available, reserved, sold FROM stock"
+                " WHERE merchant = ?",
+                (merchant_id,),
+            ).fetchall()
+            return {
+                (BranchId(b), SkuId(s)): StockLevel(received=rc, available=av, reserved=rs, sold=sd)
+                for b, s, rc, av, rs, sd in rows
+            }
+
+        return await self._read(read)
+
+    async def stored_value(self, merchant_id: MerchantId, shopper: ShopperId) -> StoredValue:
+        def read(conn: sqlite3.Connection) -> StoredValue:
+            balance, held = _spendable_parts(conn, merchant_id, shopper)
+            return StoredValue(Amount(balance), Amount(held))
+
+        return await self._read(read)
+
+    async def transfers(
+        self, merchant_id: MerchantId, from_ms: int = 0, to_ms: int = 2**62
+    ) -> list[Transfer]:
+        def read(conn: sqlite3.Connection) -> list[Transfer]:
+            rows = conn.execute(
+                "SELECT body FROM transfer WHERE merchant = ? AND at_ms >= ? AND at_ms < ?"
+                " ORDER BY rowid",
+                (merchant_id, from_ms, to_ms),
+            ).fetchall()
+            return [codec.transfer_from_dict(json.loads(r[0])) for r in rows]
+
+        return await self._read(read)
+
+    async def account_balances(self, merchant_id: MerchantId) -> dict[str, int]:
+        def read(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT id, balance FROM account WHERE merchant = ?", (merchant_id,)
+            ).fetchall()
+            return {r[0]: r[1] for r in rows}
+
+        return await self._read(read)
+
+    async def customers(self, merchant_id: MerchantId, branch: BranchId) -> list[Customer]:
+        def read(conn: sqlite3.Connection) -> list[Customer]:
+            rows = conn.execute(
+                "SELECT shopper, since_ms FROM customer WHERE merchant = ? AND branch = ?"
+                " ORDER BY since_ms, shopper",
+                (merchant_id, branch),
+            ).fetchall()
+            return [Customer(ShopperId(s), branch, t) for s, t in rows]
+
+        return await self._read(read)
+
+    async def due_expiries(self, now_ms: int, limit: int) -> list[tuple[MerchantId, OrderId]]:
+        def read(conn: sqlite3.Connection) -> list[tuple[MerchantId, OrderId]]:
+            rows = conn.execute(
+                "SELECT merchant, order_id FROM expiry WHERE due_ms <= ? ORDER BY due_ms LIMIT ?",
+                (now_ms, limit),
+            ).fetchall()
+            return [(MerchantId(m), OrderId(o)) for m, o in rows]
+
+        return await self._read(read)
+
+    async def queue(
+        self, merchant_id: MerchantId, branch: BranchId, limit: int = 100
+    ) -> list[QueueEntry]:
+        def read(conn: sqlite3.Connection) -> list[QueueEntry]:
+            rows = conn.execute(
+                "SELECT seq, order_id FROM fulfillment_queue"
+                " WHERE merchant = ? AND branch = ? AND done = 0 ORDER BY seq LIMIT ?",
+                (merchant_id, branch, limit),
+            ).fetchall()
+            return [QueueEntry(str(seq), OrderId(o)) for seq, o in rows]
+
+        return await self._read(read)
+
+    async def outbox(
+        self, merchant_id: MerchantId, after_seq: int, limit: int = 100
+    ) -> list[OutboxEntry]:
+        def read(conn: sqlite3.Connection) -> list[OutboxEntry]:
+            rows = conn.execute(
+                "SELECT seq, body FROM outbox WHERE merchant = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (merchant_id, after_seq, limit),
+            ).fetchall()
+            return [OutboxEntry(seq, codec.event_from_dict(json.loads(b))) for seq, b in rows]
+
+        return await self._read(read)
+
+    # -- cards --------------------------------------------------------------------------
+
+    async def put_card(self, merchant_id: MerchantId, card: Card) -> None:
+        body = codec.dumps(codec.card_to_dict(card))
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO card (merchant, show, id, sku, body) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT DO UPDATE SET body = excluded.body",
+                (merchant_id, card.show, card.id, card.sku, body),
+            )
+        )
+
+    async def remove_card(self, merchant_id: MerchantId, show: ShowId, card: CardId) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM card WHERE merchant = ? AND show = ? AND id = ?",
+                (merchant_id, show, card),
+            )
+        )
+
+    async def cards(self, show: ShowId) -> list[Card]:
+        def read(conn: sqlite3.Connection) -> list[Card]:
+            rows = conn.execute("SELECT body FROM card WHERE show = ? ORDER BY rowid", (show,))
+            return [codec.card_from_dict(json.loads(r[0])) for r in rows]
+
+        return await self._read(read)
+
+    async def shows_pinning(self, merchant_id: MerchantId, sku: SkuId) -> list[ShowId]:
+        def read(conn: sqlite3.Connection) -> list[ShowId]:
+            rows = conn.execute(
+                "SELECT DISTINCT show FROM card WHERE merchant = ? AND sku = ?", (merchant_id, sku)
+            )
+            return [ShowId(r[0]) for r in rows]
+
+        return await self._read(read)
+
+    # -- identities ---------------------------------------------------------------------
+
+    async def create_user(self, user: User) -> bool:
+        def insert(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "INSERT INTO user (merchant, username, role, branch, password_hash)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (user.merchant, user.username, user.role, user.branch, user.password_hash),
+            )
+            return cursor.rowcount == 1
+
+        return await self._write(insert)
+
+    async def user(self, merchant_id: MerchantId, username: str) -> User | None:
+        def read(conn: sqlite3.Connection) -> User | None:
+            row = conn.execute(
+                "SELECT role, branch, password_hash FROM user WHERE merchant = ? AND username = ?",
+                (merchant_id, username),
+            ).fetchone()
+            if row is None:
+                return None
+            branch = None if row[1] is None else BranchId(row[1])
+            return User(
+                merchant=merchant_id,
+                username=username,
+                role=Role(row[0]),
+                branch=branch,
+                password_hash=row[2],
+            )
+
+        return await self._read(read)
+
+    async def create_shopper(self, merchant_id: MerchantId, shopper: ShopperId, name: str) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO shopper (merchant, id, name) VALUES (?, ?, ?)",
+                (merchant_id, shopper, name),
+            )
+        )
+
+    async def shopper_name(self, merchant_id: MerchantId, shopper: ShopperId) -> str | None:
+        def read(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT name FROM shopper WHERE merchant = ? AND id = ?", (merchant_id, shopper)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._read(read)
+
+    async def create_session(self, token_sha256: bytes, session: Session) -> None:
+        body = codec.dumps(codec.actor_to_dict(session.actor))
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO session (token_sha256, actor, expires_at_ms) VALUES (?, ?, ?)",
+                (token_sha256, body, session.expires_at_ms),
+            )
+        )
+
+    async def session(self, token_sha256: bytes) -> Session | None:
+        def read(conn: sqlite3.Connection) -> Session | None:
+            row = conn.execute(
+                "SELECT actor, expires_at_ms FROM session WHERE token_sha256 = ?", (token_sha256,)
+            ).fetchone()
+            if row is None:
+                return None
+            return Session(codec.actor_from_dict(json.loads(row[0])), int(row[1]))
+
+        return await self._read(read)
+
+    async def delete_session(self, token_sha256: bytes) -> None:
+        await self._write(
+            lambda conn: conn.execute("DELETE FROM session WHERE token_sha256 = ?", (token_sha256,))
+        )
+
+    # -- catalog ------------------------------------------------------------------------
+
+    async def put_product(self, product: Product) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO product (id, merchant, name) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+                (product.id, product.merchant, product.name),
+            )
+        )
+
+    async def put_sku(self, sku: Sku) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO sku (id, merchant, product, name, price) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET name = excluded.name, price = excluded.price",
+                (sku.id, sku.merchant, sku.product, sku.name, sku.price),
+            )
+        )
+
+    async def skus(self, merchant_id: MerchantId) -> list[Sku]:
+        def read(conn: sqlite3.Connection) -> list[Sku]:
+            rows = conn.execute(
+                "SELECT id, merchant, product, name, price FROM sku"
+                " WHERE merchant = ? ORDER BY rowid",
+                (merchant_id,),
+            ).fetchall()
+            return [_sku(r) for r in rows]
+
+        return await self._read(read)
+
+    async def put_offer(self, merchant_id: MerchantId, offer: Offer) -> None:
+        body = codec.dumps(codec.offer_to_dict(offer))
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO offer (merchant, sku, body) VALUES (?, ?, ?)"
+                " ON CONFLICT (merchant, sku) DO UPDATE SET body = excluded.body",
+                (merchant_id, offer.sku, body),
+            )
+        )
+
+    async def remove_offer(self, merchant_id: MerchantId, sku: SkuId) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM offer WHERE merchant = ? AND sku = ?", (merchant_id, sku)
+            )
+        )
+
+    async def offers(self, merchant_id: MerchantId) -> dict[SkuId, Offer]:
+        def read(conn: sqlite3.Connection) -> dict[SkuId, Offer]:
+            rows = conn.execute("SELECT body FROM offer WHERE merchant = ?", (merchant_id,))
+            offers = [codec.offer_from_dict(json.loads(r[0])) for r in rows]
+            return {o.sku: o for o in offers}
+
+        return await self._read(read)
+
+    # -- directory ----------------------------------------------------------------------
+
+    async def create_merchant(self, merchant: Merchant, operator_token: str) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO merchant (id, name, operator_token_sha256) VALUES (?, ?, ?)",
+                (merchant.id, merchant.name, token_digest(operator_token)),
+            )
+        )
+
+    async def merchant(self, merchant_id: MerchantId) -> Merchant | None:
+        def read(conn: sqlite3.Connection) -> Merchant | None:
+            row = conn.execute(
+                "SELECT id, name FROM merchant WHERE id = ?", (merchant_id,)
+            ).fetchone()
+            return None if row is None else Merchant(MerchantId(row[0]), row[1])
+
+        return await self._read(read)
+
+    async def is_operator_token(self, merchant_id: MerchantId, token: str) -> bool:
+        return await self._token_matches("merchant", "operator_token_sha256", merchant_id, token)
+
+    async def set_terms(self, merchant_id: MerchantId, terms: Terms) -> None:
+        body = codec.dumps(codec.terms_to_dict(terms))
+        await self._write(
+            lambda conn: conn.execute(
+                "UPDATE merchant SET terms = ? WHERE id = ?", (body, merchant_id)
+            )
+        )
+
+    async def terms(self, merchant_id: MerchantId) -> Terms:
+        return await self._read(lambda conn: _terms(conn, merchant_id))
+
+    async def create_branch(self, branch: Branch) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO branch (id, merchant, name, address, lat, lng, is_open, created_seq)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?,"
+                " (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM branch))",
+                (
+                    branch.id,
+                    branch.merchant,
+                    branch.name,
+                    branch.address,
+                    branch.lat,
+                    branch.lng,
+                    int(branch.is_open),
+                ),
+            )
+        )
+
+    async def update_branch(self, branch: Branch) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "UPDATE branch SET name = ?, address = ?, lat = ?, lng = ?, is_open = ?"
+                " WHERE id = ? AND merchant = ?",
+                (
+                    branch.name,
+                    branch.address,
+                    branch.lat,
+                    branch.lng,
+                    int(branch.is_open),
+                    branch.id,
+                    branch.merchant,
+                ),
+            )
+        )
+
+    async def branch(self, branch_id: BranchId) -> Branch | None:
+        def read(conn: sqlite3.Connection) -> Branch | None:
+            row = conn.execute(
+                "SELECT id, merchant, name, address, lat, lng, is_open FROM branch WHERE id = ?",
+                (branch_id,),
+            ).fetchone()
+            return None if row is None else _branch(row)
+
+        return await self._read(read)
+
+    async def branches(self, merchant_id: MerchantId) -> list[Branch]:
+        return await self._read(lambda conn: _branches(conn, merchant_id))
+
+    async def create_show(self, show: Show, host_token: str) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO show (id, merchant, title, status, host_token_sha256)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (show.id, show.merchant, show.title, show.status, token_digest(host_token)),
+            )
+        )
+
+    async def show(self, show_id: ShowId) -> Show | None:
+        def read(conn: sqlite3.Connection) -> Show | None:
+            row = conn.execute(
+                "SELECT id, merchant, title, status FROM show WHERE id = ?", (show_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            return Show(
+                id=ShowId(row[0]),
+                merchant=MerchantId(row[1]),
+                title=row[2],
+                status=ShowStatus(row[3]),
+            )
+
+        return await self._read(read)
+
+    async def set_show_status(self, show_id: ShowId, status: ShowStatus) -> None:
+        await self._write(
+            lambda conn: conn.execute("UPDATE show SET status = ? WHERE id = ?", (status, show_id))
+        )
+
+    async def pause_live_shows(self) -> int:
+        def update(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "UPDATE show SET status = ? WHERE status = ?",
+                (ShowStatus.PAUSED, ShowStatus.LIVE),
+            )
+            return cursor.rowcount
+
+        return await self._write(update)
+
+    async def is_host_token(self, show_id: ShowId, token: str) -> bool:
+        return await self._token_matches("show", "host_token_sha256", show_id, token)
+
+    async def _token_matches(self, table: str, column: str, row_id: str, token: str) -> bool:
+        # `table` and `column` come from this module only, never from a request.
+        query = f"SELECT {column} FROM {table} WHERE id = ?"
+
+        def read(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute(query, (row_id,)).fetchone()
+            return None if row is None else bytes(row[0])
+
+        stored = await self._read(read)
+        return stored is not None and hmac.compare_digest(stored, token_digest(token))
+
+
+# -- applying one plan (on the writer thread, inside a SAVEPOINT) ---------------------------
+
+
+def _apply(db: sqlite3.Connection, merchant: MerchantId, plan: Plan, now_ms: int) -> ApplyResult:
+    for guard in plan.guards:
+        verdict = _check(db, merchant, guard, now_ms)
+        if verdict is not None:
+            return verdict
+    changes: list[StockChange] = []
+    for write in plan.writes:
+        change = _write_one(db, merchant, write)
+        if change is not None:
+            changes.append(change)
+    return Applied(tuple(changes))
+
+
+def _check(
+    db: sqlite3.Connection, m: MerchantId, guard: Guard, now_ms: int
+) -> Refusal | Replayed | None:
+    match guard:
+        case KeyUnseen(shopper, key, digest):
+            row = db.execute(
+                "SELECT digest, order_id FROM idempotency"
+                " WHERE merchant = ? AND shopper = ? AND key = ? AND expires_at_ms > ?",
+                (m, shopper, key, now_ms),
+            ).fetchone()
+            if row is None:
+                return None
+            if row[0] == digest:
+                return Replayed(OrderId(row[1]))
+            return Refusal(Reason.KEY_REUSED, field="key")
+        case StockAtLeast(branch, sku, qty):
+            row = db.execute(
+                "SELECT available FROM stock WHERE merchant = ? AND branch = ? AND sku = ?",
+                (m, branch, sku),
+            ).fetchone()
+            return None if (row[0] if row else 0) >= qty else Refusal(Reason.SOLD_OUT)
+        case BalanceAtLeast(shopper, amount):
+            balance, held = _spendable_parts(db, m, shopper)
+            return None if balance - held >= amount else Refusal(Reason.INSUFFICIENT_BALANCE)
+        case BoughtAtMost(shopper, sku, qty):
+            row = db.execute(
+                "SELECT qty FROM bought WHERE merchant = ? AND shopper = ? AND sku = ?",
+                (m, shopper, sku),
+            ).fetchone()
+            return None if (row[0] if row else 0) <= qty else Refusal(Reason.OVER_LIMIT)
+        case OrderInState(order, state):
+            row = db.execute(
+                "SELECT state FROM orders WHERE merchant = ? AND id = ?", (m, order)
+            ).fetchone()
+            ok = row is not None and row[0] == state
+            return None if ok else Refusal(Reason.NOT_ALLOWED_IN_STATE)
+        case BeforeTime(deadline_ms, reason):
+            return None if now_ms < deadline_ms else Refusal(reason)
+        case NotBeforeTime(due_ms, reason):
+            return None if now_ms >= due_ms else Refusal(reason)
+        case _:
+            assert_never(guard)
+
+
+def _write_one(db: sqlite3.Connection, m: MerchantId, write: Write) -> StockChange | None:
+    match write:
+        case MoveStock(branch, sku, qty, move):
+            db.execute(
+                "INSERT INTO stock (merchant, branch, sku) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (m, branch, sku),
+            )
+            row = db.execute(
+                f"UPDATE stock SET {_STOCK_COLUMNS[move]}"
+                " WHERE merchant = :m AND branch = :b AND sku = :s RETURNING available",
+                {"n": qty, "m": m, "b": branch, "s": sku},
+            ).fetchone()
+            return StockChange(branch, sku, row[0])
+        case HoldStoredValue(shopper, order, amount):
+            db.execute(
+                "INSERT INTO hold (merchant, order_id, shopper, amount) VALUES (?, ?, ?, ?)",
+                (m, order, shopper, amount),
+            )
+            _add_held(db, m, shopper, amount)
+        case ReleaseHold(shopper, order, amount):
+            deleted = db.execute(
+                "DELETE FROM hold WHERE merchant = ? AND order_id = ? RETURNING amount", (m, order)
+            ).fetchone()
+            assert deleted is not None, "a hold is released once"
+            assert deleted[0] == amount
+            _add_held(db, m, shopper, -amount)
+        case PostTransfer(transfer):
+            db.execute(
+                "INSERT INTO transfer (merchant, id, body, at_ms) VALUES (?, ?, ?, ?)",
+                (m, transfer.id, codec.dumps(codec.transfer_to_dict(transfer)), transfer.at_ms),
+            )
+            _add_balance(db, m, transfer.credit, transfer.amount)
+            _add_balance(db, m, transfer.debit, -transfer.amount)
+            if transfer.debit.startswith("sv:"):
+                balance, held = _spendable_parts(db, m, ShopperId(transfer.debit[3:]))
+                assert balance >= held, "stored value never goes below what it holds"
+        case CountBought(shopper, sku, qty):
+            db.execute(
+                "INSERT INTO bought (merchant, shopper, sku, qty) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO UPDATE SET qty = qty + excluded.qty",
+                (m, shopper, sku, qty),
+            )
+        case PutOrder(order):
+            db.execute(
+                "INSERT INTO orders (merchant, id, branch, ship_from, shopper, state, placed_at_ms,"
+                " body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO UPDATE SET state = excluded.state, body = excluded.body",
+                (
+                    m,
+                    order.id,
+                    order.branch,
+                    order.ship_from,
+                    order.shopper,
+                    order.state,
+                    order.placed_at_ms,
+                    codec.dumps(codec.order_to_dict(order)),
+                ),
+            )
+        case RememberKey(shopper, key, digest, order, expires_at_ms):
+            db.execute(
+                "INSERT OR REPLACE INTO idempotency"
+                " (merchant, shopper, key, digest, order_id, expires_at_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (m, shopper, key, digest, order, expires_at_ms),
+            )
+        case AttributeCustomer(shopper, branch, at_ms):
+            db.execute(
+                "INSERT INTO customer (merchant, shopper, branch, since_ms) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (m, shopper, branch, at_ms),
+            )
+        case ScheduleExpiry(order, due_ms):
+            db.execute(
+                "INSERT OR REPLACE INTO expiry (merchant, order_id, due_ms) VALUES (?, ?, ?)",
+                (m, order, due_ms),
+            )
+        case CancelExpiry(order):
+            db.execute("DELETE FROM expiry WHERE merchant = ? AND order_id = ?", (m, order))
+        case EnqueueFulfillment(branch, order):
+            db.execute(
+                "INSERT INTO fulfillment_queue (merchant, branch, order_id) VALUES (?, ?, ?)",
+                (m, branch, order),
+            )
+        case AckFulfillment(branch, order):
+            db.execute(
+                "UPDATE fulfillment_queue SET done = 1 WHERE merchant = ? AND order_id = ?"
+                " AND branch = ?",
+                (m, order, branch),
+            )
+        case AppendOutbox(event):
+            db.execute(
+                "INSERT INTO outbox (merchant, body) VALUES (?, ?)",
+                (m, codec.dumps(codec.event_to_dict(event))),
+            )
+        case _:
+            assert_never(write)
+    return None
+
+
+def _add_balance(db: sqlite3.Connection, m: MerchantId, account: str, amount: int) -> None:
+    db.execute(
+        "INSERT INTO account (merchant, id, balance) VALUES (?, ?, ?)"
+        " ON CONFLICT DO UPDATE SET balance = balance + excluded.balance",
+        (m, account, amount),
+    )
+
+
+def _add_held(db: sqlite3.Connection, m: MerchantId, shopper: ShopperId, amount: int) -> None:
+    if amount < 0:  # an upsert would check the negative row before the conflict
+        db.execute(
+            "UPDATE held SET amount = amount + ? WHERE merchant = ? AND shopper = ?",
+            (amount, m, shopper),
+        )
+        return
+    db.execute(
+        "INSERT INTO held (merchant, shopper, amount) VALUES (?, ?, ?)"
+        " ON CONFLICT DO UPDATE SET amount = amount + excluded.amount",
+        (m, shopper, amount),
+    )
+
+
+def _spendable_parts(db: sqlite3.Connection, m: MerchantId, shopper: ShopperId) -> tuple[int, int]:
+    balance = db.execute(
+        "SELECT balance FROM account WHERE merchant = ? AND id = ?", (m, stored_value(shopper))
+    ).fetchone()
+    held = db.execute(
+        "SELECT amount FROM held WHERE merchant = ? AND shopper = ?", (m, shopper)
+    ).fetchone()
+    return (balance[0] if balance else 0), (held[0] if held else 0)
+
+
+def _terms(conn: sqlite3.Connection, merchant_id: MerchantId) -> Terms:
+    row = conn.execute("SELECT terms FROM merchant WHERE id = ?", (merchant_id,)).fetchone()
+    if row is None or row[0] is None:
+        return Terms()
+    return codec.terms_from_dict(json.loads(row[0]))
+
+
+def _branches(conn: sqlite3.Connection, merchant_id: MerchantId) -> list[Branch]:
+    rows = conn.execute(
+        "SELECT id, merchant, name, address, lat, lng, is_open FROM branch"
+        " WHERE merchant = ? ORDER BY created_seq",
+        (merchant_id,),
+    ).fetchall()
+    return [_branch(row) for row in rows]
+
+
+def _branch(row: tuple[str, str, str, str, float | None, float | None, int]) -> Branch:
+    return Branch(
+        id=BranchId(row[0]),
+        merchant=MerchantId(row[1]),
+        name=row[2],
+        address=row[3],
+        lat=row[4],
+        lng=row[5],
+        is_open=bool(row[6]),
+    )
+
+
+def _sku(row: tuple[str, str, str, str, int]) -> Sku:
+    return Sku(
+        id=SkuId(row[0]),
+        merchant=MerchantId(row[1]),
+        product=ProductId(row[2]),
+        name=row[3],
+        price=Amount(row[4]),
+    )
