@@ -816,8 +816,10 @@ class RedisStore:
         if not await self._redis.setnx(SHOW_OWNER + show.id, show.merchant):
             raise ValueError(f"show {show.id} exists")
         p = prefix(show.merchant)
+        seq = await self._redis.hincrby(p + "merchant", "show_seq", 1)  # lists newest first
+        body = codec.dumps({"id": show.id, "title": show.title, "seq": seq})
         pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(p + "shows", show.id, codec.dumps({"id": show.id, "title": show.title}))
+        pipe.hset(p + "shows", show.id, body)
         pipe.hset(p + "show_status", show.id, show.status.value)
         pipe.hset(p + "tokens", f"show:{show.id}", token_digest(host_token))
         await pipe.execute()
@@ -837,6 +839,26 @@ class RedisStore:
             return None
         title = json.loads(body)["title"]
         return Show(id=show_id, merchant=merchant, title=title, status=ShowStatus(status))
+
+    async def shows(self, merchant_id: MerchantId) -> list[Show]:
+        p = prefix(merchant_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hgetall(p + "shows")
+        pipe.hgetall(p + "show_status")
+        bodies, statuses = await pipe.execute()
+        found = []
+        for show_id, body in bodies.items():
+            status = statuses.get(show_id)
+            if status is not None:
+                fields = json.loads(body)
+                show = Show(
+                    id=ShowId(str(show_id)),
+                    merchant=merchant_id,
+                    title=fields["title"],
+                    status=ShowStatus(status),
+                )
+                found.append((int(fields.get("seq", 0)), show))
+        return [show for _, show in sorted(found, key=lambda pair: pair[0], reverse=True)]
 
     async def set_show_status(self, show_id: ShowId, status: ShowStatus) -> None:
         merchant = await self._show_merchant(show_id)

@@ -847,6 +847,19 @@ class SqliteStore:
 
         return await self._read(read)
 
+    async def shows(self, merchant_id: MerchantId) -> list[Show]:
+        def read(conn: sqlite3.Connection) -> list[Show]:
+            rows = conn.execute(
+                "SELECT id, title, status FROM show WHERE merchant = ? ORDER BY rowid DESC",
+                (merchant_id,),
+            ).fetchall()
+            return [
+                Show(id=ShowId(i), merchant=merchant_id, title=t, status=ShowStatus(s))
+                for i, t, s in rows
+            ]
+
+        return await self._read(read)
+
     async def set_show_status(self, show_id: ShowId, status: ShowStatus) -> None:
         await self._write(
             lambda conn: conn.execute("UPDATE show SET status = ? WHERE id = ?", (status, show_id))

@@ -76,6 +76,23 @@ async def test_a_show_keeps_its_status_and_host_token(world: World) -> None:
     )
 
 
+async def test_a_merchants_shows_are_listed_newest_first_with_their_status(
+    world: World,
+) -> None:
+    store = world.store
+    titles = ("Spring", "Summer", "Autumn")
+    shows = [Show(id=ShowId(new_id("s_")), merchant=world.merchant, title=t) for t in titles]
+    for show in shows:
+        await store.create_show(show, "t")
+    await store.set_show_status(shows[1].id, ShowStatus.ENDED)
+    listed = await store.shows(world.merchant)
+    assert [s.title for s in listed] == ["Autumn", "Summer", "Spring"]
+    assert listed[1] == Show(
+        id=shows[1].id, merchant=world.merchant, title="Summer", status=ShowStatus.ENDED
+    )
+    assert await store.shows(MerchantId(new_id("m_"))) == []
+
+
 async def test_live_shows_are_paused_when_the_server_starts_again(world: World) -> None:
     store = world.store
     live = Show(id=ShowId(new_id("s_")), merchant=world.merchant, title="Live")
