@@ -188,6 +188,7 @@ class Store(Protocol):
     # identities: sessions are looked up by the SHA-256 digest of their random token
     async def create_user(self, user: User) -> bool: ...  # False if the username is taken
     async def user(self, merchant_id: MerchantId, username: str) -> User | None: ...
+    async def users_named(self, username: str, limit: int = 10) -> list[User]: ...  # any merchant
     async def create_shopper(
         self, merchant_id: MerchantId, shopper: ShopperId, name: str
     ) -> None: ...

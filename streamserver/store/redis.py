@@ -126,6 +126,7 @@ SHOW_OWNER: Final = "lianbo:show:"  # + show id -> merchant
 LIVE_SHOWS: Final = "lianbo:shows:live"  # set of show ids
 EXPIRING: Final = "lianbo:expiring"  # set of merchants that ever scheduled an expiry
 SESSION: Final = "lianbo:session:"  # + hex SHA-256 of the token -> actor, until it expires
+USER_MERCHANTS: Final = "lianbo:user:"  # + username -> set of merchants with a user so named
 
 # MoveStock as deltas of (received, available, reserved, sold) per unit.
 _STOCK_DELTAS: Final = {
@@ -687,7 +688,12 @@ class RedisStore:
             "password_hash": user.password_hash,
         }
         key = prefix(user.merchant) + "users"
-        return bool(await self._redis.hsetnx(key, user.username, codec.dumps(body)))
+        if not await self._redis.hsetnx(key, user.username, codec.dumps(body)):
+            return False
+        # Another slot on a Cluster, hence a second command; a crash between the two
+        # leaves a user who must name the merchant to sign in, never a wrong one.
+        await self._redis.sadd(USER_MERCHANTS + user.username, user.merchant)
+        return True
 
     async def user(self, merchant_id: MerchantId, username: str) -> User | None:
         body = await self._redis.hget(prefix(merchant_id) + "users", username)
@@ -701,6 +707,13 @@ class RedisStore:
             branch=None if d["branch"] is None else BranchId(d["branch"]),
             password_hash=d["password_hash"],
         )
+
+    async def users_named(self, username: str, limit: int = 10) -> list[User]:
+        """Every merchant's user of that name: staff sign in by email alone."""
+        members = await self._redis.smembers(USER_MERCHANTS + username)
+        merchants = sorted(str(m) for m in members)[:limit]
+        found = [await self.user(MerchantId(m), username) for m in merchants]
+        return [user for user in found if user is not None]
 
     async def create_shopper(self, merchant_id: MerchantId, shopper: ShopperId, name: str) -> None:
         if not await self._redis.hsetnx(prefix(merchant_id) + "shoppers", shopper, name):

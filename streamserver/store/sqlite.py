@@ -206,6 +206,7 @@ CREATE TABLE IF NOT EXISTS user (
     password_hash TEXT NOT NULL,
     PRIMARY KEY (merchant, username)
 );
+CREATE INDEX IF NOT EXISTS user_by_name ON user(username);
 CREATE TABLE IF NOT EXISTS shopper (
     merchant TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (merchant, id)
@@ -640,6 +641,28 @@ class SqliteStore:
                 branch=branch,
                 password_hash=row[2],
             )
+
+        return await self._read(read)
+
+    async def users_named(self, username: str, limit: int = 10) -> list[User]:
+        """Every merchant's user of that name: staff sign in by email alone."""
+
+        def read(conn: sqlite3.Connection) -> list[User]:
+            rows = conn.execute(
+                "SELECT merchant, role, branch, password_hash FROM user WHERE username = ?"
+                " ORDER BY merchant LIMIT ?",
+                (username, limit),
+            ).fetchall()
+            return [
+                User(
+                    merchant=MerchantId(r[0]),
+                    username=username,
+                    role=Role(r[1]),
+                    branch=None if r[2] is None else BranchId(r[2]),
+                    password_hash=r[3],
+                )
+                for r in rows
+            ]
 
         return await self._read(read)
 
