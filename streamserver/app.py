@@ -63,7 +63,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     if paused:
         logger.info("paused %d show(s) that were live when the server stopped", paused)
     app[STORE] = store
-    app[READS] = ReadCache(store)
+    app[READS] = ReadCache(store, single_node=isinstance(store, SqliteStore))
     yield
     await store.close()
 

@@ -6,6 +6,11 @@ They are kept here for a second (`cachetools.TTLCache`, bounded): a show's new s
 a branch's new hours or a signed-out session are seen everywhere within that second
 (and at once on this node, which forgets a session when it signs it out). Handlers that
 change a record read it fresh.
+
+Sessions are only ever created and deleted, and a node forgets one it deletes, so when
+this node is the only one (the embedded store) they can be kept far longer: a shopper
+buying once every few seconds would otherwise cost a store read on most purchases.
+Expiry is checked on every use (auth.py), whatever the cache holds.
 """
 
 from __future__ import annotations
@@ -20,15 +25,17 @@ from commerce.shows import Show
 from streamserver.store.port import Session, Store
 
 TTL_S: Final = 1.0
+SINGLE_NODE_SESSION_TTL_S: Final = 300.0
 SIZE_MAX: Final = 10_000
 
 
 class ReadCache:
-    def __init__(self, store: Store, ttl_s: float = TTL_S) -> None:
+    def __init__(self, store: Store, ttl_s: float = TTL_S, *, single_node: bool = False) -> None:
         self._store = store
         self._shows: TTLCache[ShowId, Show | None] = TTLCache(SIZE_MAX, ttl_s)
         self._branches: TTLCache[BranchId, Branch | None] = TTLCache(SIZE_MAX, ttl_s)
-        self._sessions: TTLCache[bytes, Session | None] = TTLCache(SIZE_MAX, ttl_s)
+        session_ttl_s = SINGLE_NODE_SESSION_TTL_S if single_node else ttl_s
+        self._sessions: TTLCache[bytes, Session | None] = TTLCache(SIZE_MAX, session_ttl_s)
 
     async def show(self, show_id: ShowId) -> Show | None:
         if show_id not in self._shows:

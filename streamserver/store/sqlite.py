@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar, assert_never
 
@@ -76,6 +77,7 @@ from commerce.plan import (
 from commerce.pricing import Offer
 from commerce.shows import Show, ShowStatus
 from streamserver.store import codec
+from streamserver.store.ordering_memory import Catalog, Loaded, Missing, OrderingMemory
 from streamserver.store.port import (
     Applied,
     ApplyResult,
@@ -140,6 +142,7 @@ CREATE TABLE IF NOT EXISTS stock (
     CHECK (available >= 0 AND reserved >= 0 AND sold >= 0),
     CHECK (received = available + reserved + sold)
 );
+CREATE INDEX IF NOT EXISTS stock_by_sku ON stock(merchant, sku);
 CREATE TABLE IF NOT EXISTS account (
     merchant TEXT NOT NULL, id TEXT NOT NULL, balance INTEGER NOT NULL,
     PRIMARY KEY (merchant, id)
@@ -217,7 +220,6 @@ CREATE TABLE IF NOT EXISTS session (
 """
 
 _STOCK_COLUMNS: Final = {
-    StockMove.RECEIVE: "received = received + :n, available = available + :n",
     StockMove.RESERVE: "available = available - :n, reserved = reserved + :n",
     StockMove.RELEASE: "reserved = reserved - :n, available = available + :n",
     StockMove.SELL: "reserved = reserved - :n, sold = sold + :n",
@@ -242,6 +244,21 @@ class _Job:
     merchant: MerchantId | None = None
     plan: Plan | None = None
     fn: Callable[[sqlite3.Connection], Any] | None = None
+    on_done: Callable[[Any], None] | None = None  # on the loop, in commit order
+
+
+_Outcome = tuple[_Job, Any, BaseException | None]
+
+
+def _settle(job: _Job, result: Any, error: BaseException | None) -> None:
+    if error is None and job.on_done is not None:
+        job.on_done(result)  # even for a cancelled caller: the write happened
+    if job.future.cancelled():
+        return
+    if error is not None:
+        job.future.set_exception(error)
+    else:
+        job.future.set_result(result)
 
 
 class SqliteStore:
@@ -257,6 +274,7 @@ class SqliteStore:
         self._local = threading.local()
         self._read_connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._memory = OrderingMemory()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -311,11 +329,19 @@ class SqliteStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(
+        self, fn: Callable[[sqlite3.Connection], T], on_done: Callable[[T], None] | None = None
+    ) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(loop, future, fn=fn))
+        self._jobs.put(_Job(loop, future, fn=fn, on_done=on_done))
         return await future
+
+    async def _write_catalog(
+        self, merchant: MerchantId, fn: Callable[[sqlite3.Connection], Any]
+    ) -> None:
+        """A write to what ordering views read: memory drops that merchant's catalog."""
+        await self._write(fn, lambda _: self._memory.forget_catalog(merchant))
 
     # -- the writer thread --------------------------------------------------------------
 
@@ -350,15 +376,7 @@ class SqliteStore:
 
     @staticmethod
     def _resolve(job: _Job, result: Any = None, error: BaseException | None = None) -> None:
-        def settle() -> None:
-            if job.future.cancelled():
-                return
-            if error is not None:
-                job.future.set_exception(error)
-            else:
-                job.future.set_result(result)
-
-        job.loop.call_soon_threadsafe(settle)
+        job.loop.call_soon_threadsafe(_settle, job, result, error)
 
     def _run_alone(self, db: sqlite3.Connection, job: _Job) -> None:
         assert job.fn is not None
@@ -374,37 +392,51 @@ class SqliteStore:
             self._resolve(job, result)
 
     def _apply_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        """One transaction for the batch. Guards are checked before a plan writes, so a
+        refused plan writes nothing; only a plan that breaks an invariant half-way needs
+        undoing, and then the batch is redone with a SAVEPOINT per plan."""
         try:
             db.execute("BEGIN IMMEDIATE")
             now_ms = _now_ms()
-            for job in batch:
-                assert job.plan is not None
-                assert job.merchant is not None
-                db.execute("SAVEPOINT plan")
-                try:
-                    result = _apply(db, job.merchant, job.plan, now_ms)
-                except BaseException as exc:  # a broken invariant: this plan only
-                    db.execute("ROLLBACK TO plan")
-                    db.execute("RELEASE plan")
-                    logger.exception("plan failed to apply")
-                    outcomes.append((job, None, exc))
-                    continue
-                if isinstance(result, Applied):
-                    db.execute("RELEASE plan")
-                else:
-                    db.execute("ROLLBACK TO plan")
-                    db.execute("RELEASE plan")
-                outcomes.append((job, result, None))
+            outcomes: list[_Outcome]
+            try:
+                outcomes = [(job, _apply_job(db, job, now_ms), None) for job in batch]
+            except Exception:
+                db.execute("ROLLBACK")
+                db.execute("BEGIN IMMEDIATE")
+                outcomes = self._apply_one_by_one(db, batch, now_ms)
             db.execute("COMMIT")
         except BaseException as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            for job in batch:
-                self._resolve(job, error=exc)
-            return
-        for job, result, error in outcomes:  # answered only once committed
-            self._resolve(job, result, error)
+            outcomes = [(job, None, exc) for job in batch]
+        # Answered only once committed, in one hop: memory first, then every caller.
+        batch[0].loop.call_soon_threadsafe(self._settle_batch, outcomes)
+
+    @staticmethod
+    def _apply_one_by_one(db: sqlite3.Connection, batch: list[_Job], now_ms: int) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
+        for job in batch:
+            db.execute("SAVEPOINT plan")
+            try:
+                result = _apply_job(db, job, now_ms)
+            except Exception as exc:  # a broken invariant: this plan only
+                db.execute("ROLLBACK TO plan")
+                logger.exception("plan failed to apply")
+                outcomes.append((job, None, exc))
+            else:
+                outcomes.append((job, result, None))
+            db.execute("RELEASE plan")
+        return outcomes
+
+    def _settle_batch(self, outcomes: list[_Outcome]) -> None:
+        for job, result, _ in outcomes:
+            if isinstance(result, Applied):
+                assert job.merchant is not None
+                assert job.plan is not None
+                self._memory.committed(job.merchant, job.plan, result.stock)
+        for job, result, error in outcomes:
+            _settle(job, result, error)
 
     # -- commerce -----------------------------------------------------------------------
 
@@ -417,42 +449,12 @@ class SqliteStore:
     async def ordering_view(
         self, merchant_id: MerchantId, selling: BranchId, shopper: ShopperId, skus: Sequence[SkuId]
     ) -> OrderingView | None:
-        def read(conn: sqlite3.Connection) -> OrderingView | None:
-            branches = _branches(conn, merchant_id)
-            own = next((b for b in branches if b.id == selling), None)
-            if own is None:
-                return None
-            marks = ",".join("?" * len(skus))
-            sku_rows = conn.execute(
-                "SELECT id, merchant, product, name, price FROM sku"
-                f" WHERE merchant = ? AND id IN ({marks})",
-                (merchant_id, *skus),
-            ).fetchall()
-            offer_rows = conn.execute(
-                f"SELECT body FROM offer WHERE merchant = ? AND sku IN ({marks})",
-                (merchant_id, *skus),
-            ).fetchall()
-            stock_rows = conn.execute(
-                f"SELECT branch, sku, available FROM stock WHERE merchant = ? AND sku IN ({marks})",
-                (merchant_id, *skus),
-            ).fetchall()
-            bought_rows = conn.execute(
-                "SELECT sku, qty FROM bought"
-                f" WHERE merchant = ? AND shopper = ? AND sku IN ({marks})",
-                (merchant_id, shopper, *skus),
-            ).fetchall()
-            offers = [codec.offer_from_dict(json.loads(r[0])) for r in offer_rows]
-            return OrderingView(
-                terms=_terms(conn, merchant_id),
-                selling=own,
-                branches=tuple(branches),
-                skus={SkuId(r[0]): _sku(r) for r in sku_rows},
-                offers={o.sku: o for o in offers},
-                available={(BranchId(b), SkuId(s)): n for b, s, n in stock_rows},
-                bought={SkuId(s): n for s, n in bought_rows},
+        memory = self._memory
+        while (missing := memory.missing(merchant_id, shopper, skus)) is not None:
+            await self._write(
+                partial(_load, m=merchant_id, shopper=shopper, missing=missing), memory.loaded
             )
-
-        return await self._read(read)
+        return memory.view(merchant_id, selling, shopper, skus)
 
     async def order(self, merchant_id: MerchantId, order_id: OrderId) -> Order | None:
         def read(conn: sqlite3.Connection) -> Order | None:
@@ -720,12 +722,13 @@ class SqliteStore:
         )
 
     async def put_sku(self, sku: Sku) -> None:
-        await self._write(
+        await self._write_catalog(
+            sku.merchant,
             lambda conn: conn.execute(
                 "INSERT INTO sku (id, merchant, product, name, price) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET name = excluded.name, price = excluded.price",
                 (sku.id, sku.merchant, sku.product, sku.name, sku.price),
-            )
+            ),
         )
 
     async def skus(self, merchant_id: MerchantId) -> list[Sku]:
@@ -741,19 +744,21 @@ class SqliteStore:
 
     async def put_offer(self, merchant_id: MerchantId, offer: Offer) -> None:
         body = codec.dumps(codec.offer_to_dict(offer))
-        await self._write(
+        await self._write_catalog(
+            merchant_id,
             lambda conn: conn.execute(
                 "INSERT INTO offer (merchant, sku, body) VALUES (?, ?, ?)"
                 " ON CONFLICT (merchant, sku) DO UPDATE SET body = excluded.body",
                 (merchant_id, offer.sku, body),
-            )
+            ),
         )
 
     async def remove_offer(self, merchant_id: MerchantId, sku: SkuId) -> None:
-        await self._write(
+        await self._write_catalog(
+            merchant_id,
             lambda conn: conn.execute(
                 "DELETE FROM offer WHERE merchant = ? AND sku = ?", (merchant_id, sku)
-            )
+            ),
         )
 
     async def offers(self, merchant_id: MerchantId) -> dict[SkuId, Offer]:
@@ -788,17 +793,19 @@ class SqliteStore:
 
     async def set_terms(self, merchant_id: MerchantId, terms: Terms) -> None:
         body = codec.dumps(codec.terms_to_dict(terms))
-        await self._write(
+        await self._write_catalog(
+            merchant_id,
             lambda conn: conn.execute(
                 "UPDATE merchant SET terms = ? WHERE id = ?", (body, merchant_id)
-            )
+            ),
         )
 
     async def terms(self, merchant_id: MerchantId) -> Terms:
         return await self._read(lambda conn: _terms(conn, merchant_id))
 
     async def create_branch(self, branch: Branch) -> None:
-        await self._write(
+        await self._write_catalog(
+            branch.merchant,
             lambda conn: conn.execute(
                 "INSERT INTO branch (id, merchant, name, address, lat, lng, is_open, created_seq)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?,"
@@ -812,11 +819,12 @@ class SqliteStore:
                     branch.lng,
                     int(branch.is_open),
                 ),
-            )
+            ),
         )
 
     async def update_branch(self, branch: Branch) -> None:
-        await self._write(
+        await self._write_catalog(
+            branch.merchant,
             lambda conn: conn.execute(
                 "UPDATE branch SET name = ?, address = ?, lat = ?, lng = ?, is_open = ?"
                 " WHERE id = ? AND merchant = ?",
@@ -829,7 +837,7 @@ class SqliteStore:
                     branch.id,
                     branch.merchant,
                 ),
-            )
+            ),
         )
 
     async def branch(self, branch_id: BranchId) -> Branch | None:
@@ -916,6 +924,12 @@ class SqliteStore:
 # -- applying one plan (on the writer thread, inside a SAVEPOINT) ---------------------------
 
 
+def _apply_job(db: sqlite3.Connection, job: _Job, now_ms: int) -> ApplyResult:
+    assert job.merchant is not None
+    assert job.plan is not None
+    return _apply(db, job.merchant, job.plan, now_ms)
+
+
 def _apply(db: sqlite3.Connection, merchant: MerchantId, plan: Plan, now_ms: int) -> ApplyResult:
     for guard in plan.guards:
         verdict = _check(db, merchant, guard, now_ms)
@@ -975,16 +989,23 @@ def _check(
 
 def _write_one(db: sqlite3.Connection, m: MerchantId, write: Write) -> StockChange | None:
     match write:
+        case MoveStock(branch, sku, qty, StockMove.RECEIVE):  # the one move that adds a row
+            row = db.execute(
+                "INSERT INTO stock (merchant, branch, sku, received, available)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
+                " received = received + excluded.received,"
+                " available = available + excluded.available RETURNING available",
+                (m, branch, sku, qty, qty),
+            ).fetchone()
+            return StockChange(branch, sku, row[0])
         case MoveStock(branch, sku, qty, move):
-            db.execute(
-                "INSERT INTO stock (merchant, branch, sku) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                (m, branch, sku),
-            )
             row = db.execute(
                 f"UPDATE stock SET {_STOCK_COLUMNS[move]}"
                 " WHERE merchant = :m AND branch = :b AND sku = :s RETURNING available",
                 {"n": qty, "m": m, "b": branch, "s": sku},
             ).fetchone()
+            if row is None:
+                raise sqlite3.IntegrityError(f"no stock of {sku} in {branch} to {move}")
             return StockChange(branch, sku, row[0])
         case HoldStoredValue(shopper, order, amount):
             db.execute(
@@ -1102,6 +1123,39 @@ def _spendable_parts(db: sqlite3.Connection, m: MerchantId, shopper: ShopperId) 
         "SELECT amount FROM held WHERE merchant = ? AND shopper = ?", (m, shopper)
     ).fetchone()
     return (balance[0] if balance else 0), (held[0] if held else 0)
+
+
+def _load(conn: sqlite3.Connection, m: MerchantId, shopper: ShopperId, missing: Missing) -> Loaded:
+    """On the writer thread, between batches: what `OrderingMemory` lacks for a view."""
+    catalog = None
+    if missing.catalog:
+        skus = conn.execute(
+            "SELECT id, merchant, product, name, price FROM sku WHERE merchant = ?", (m,)
+        ).fetchall()
+        offers = [
+            codec.offer_from_dict(json.loads(body))
+            for (body,) in conn.execute("SELECT body FROM offer WHERE merchant = ?", (m,))
+        ]
+        catalog = Catalog(
+            terms=_terms(conn, m),
+            branches=tuple(_branches(conn, m)),
+            skus={SkuId(row[0]): _sku(row) for row in skus},
+            offers={o.sku: o for o in offers},
+        )
+    levels: dict[SkuId, dict[BranchId, int]] = {}
+    for sku in missing.levels:
+        rows = conn.execute(
+            "SELECT branch, available FROM stock WHERE merchant = ? AND sku = ?", (m, sku)
+        )
+        levels[sku] = {BranchId(branch): available for branch, available in rows}
+    bought: dict[SkuId, int] = {}
+    for sku in missing.bought:
+        row = conn.execute(
+            "SELECT qty FROM bought WHERE merchant = ? AND shopper = ? AND sku = ?",
+            (m, shopper, sku),
+        ).fetchone()
+        bought[sku] = row[0] if row else 0
+    return Loaded(m, shopper, catalog, levels, bought)
 
 
 def _terms(conn: sqlite3.Connection, merchant_id: MerchantId) -> Terms:

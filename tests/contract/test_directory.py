@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
+from commerce import orders
 from commerce.access import Actor, Role
 from commerce.cards import pin
 from commerce.catalog import Branch, CashbackFunder, Merchant, Sku, Terms
 from commerce.ids import Amount, BranchId, CardId, MerchantId, ShopperId, ShowId, SkuId
 from commerce.pricing import Offer
 from commerce.shows import Show, ShowStatus
-from streamserver.store.port import Durability, Session, Store, User
+from streamserver.store.port import Applied, Durability, Session, Store, User
 from tests.contract.world import World, new_id, now_ms
 
 
@@ -160,6 +161,45 @@ async def test_the_ordering_view_holds_what_the_core_needs(world: World) -> None
         (world.far.id, world.tea.id): 2,
     }
     assert {k: v for k, v in view.bought.items() if v} == {world.tea.id: 2}
+
+
+async def test_the_ordering_view_follows_every_acknowledged_write(world: World) -> None:
+    """Read once (an adapter may keep what it read), then change everything a view
+    holds: the next view shows every change, and a cancel gives the units back."""
+    store, tea = world.store, world.tea
+    shopper = ShopperId(new_id("u_"))
+    await store.put_offer(world.merchant, Offer(sku=tea.id, price=Amount(990), limit_per_shopper=5))
+    before = await store.ordering_view(world.merchant, world.near.id, shopper, [tea.id])
+    assert before is not None
+    assert before.bought == {}
+
+    await world.receive(world.near, tea, 4)
+    await world.receive(world.far, tea, 1)
+    placed = await world.place(world.command(shopper, [(tea, 3)]))
+    limited = Offer(sku=tea.id, price=Amount(880), limit_per_shopper=4)
+    await store.put_offer(world.merchant, limited)
+    await store.set_terms(world.merchant, Terms(commission_rate_bp=1234, cashback_rate_bp=0))
+    await store.update_branch(replace(world.far, is_open=False))
+    third = Branch(id=BranchId(new_id("b_")), merchant=world.merchant, name="Pudong")
+    await store.create_branch(third)
+    await store.put_sku(replace(tea, price=Amount(1600)))
+
+    view = await store.ordering_view(world.merchant, world.near.id, shopper, [tea.id])
+    assert view is not None
+    assert view.offers == {tea.id: limited}
+    assert view.terms == Terms(commission_rate_bp=1234, cashback_rate_bp=0)
+    assert [b.id for b in view.branches] == [world.near.id, world.far.id, third.id]
+    assert view.branches[1].is_open is False
+    assert view.skus[tea.id].price == 1600
+    assert view.available[world.near.id, tea.id] == 1
+    assert view.available[world.far.id, tea.id] == 1
+    assert view.bought == {tea.id: 3}
+
+    assert isinstance(await world.act(orders.cancel, placed.id), Applied)
+    after = await store.ordering_view(world.merchant, world.near.id, shopper, [tea.id])
+    assert after is not None
+    assert after.available[world.near.id, tea.id] == 4
+    assert after.bought.get(tea.id, 0) == 0
 
 
 async def test_there_is_no_ordering_view_of_another_merchants_branch(
