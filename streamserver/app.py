@@ -17,7 +17,17 @@ from streamserver.bus.port import Bus
 from streamserver.bus.redis import RedisBus
 from streamserver.config import Config
 from streamserver.effects import after_apply
-from streamserver.keys import BUS, CONFIG, DURABILITY, HUB, READS, RELAY, STOCK_FEED, STORE
+from streamserver.keys import (
+    BUS,
+    CONFIG,
+    DURABILITY,
+    HUB,
+    READS,
+    RELAY,
+    SIGNIN_THROTTLE,
+    STOCK_FEED,
+    STORE,
+)
 from streamserver.middleware import MIDDLEWARES, no_stale_assets
 from streamserver.readcache import ReadCache
 from streamserver.realtime.hub import Hub
@@ -29,6 +39,7 @@ from streamserver.store.port import Applied, Store
 from streamserver.store.redis import RedisStore
 from streamserver.store.sqlite import SqliteStore
 from streamserver.sweeper import run_sweeper
+from streamserver.throttle import SigninThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +47,7 @@ logger = logging.getLogger(__name__)
 def make_app(config: Config) -> web.Application:
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=1024**2)
     app[CONFIG] = config
+    app[SIGNIN_THROTTLE] = SigninThrottle.default()
     add_routes(app)
     app.on_response_prepare.append(no_stale_assets)
     app.cleanup_ctx.append(_store)

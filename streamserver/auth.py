@@ -3,10 +3,11 @@
 Credentials (DESIGN.md "Roles and access"):
 - the merchant's operator token (bearer): the HQ operator, for API clients such as an ERP;
 - the show's host token (bearer): the WHIP stream key of one show;
-- a session token, from signing in (HQ operators and franchisees, with a scrypt-hashed
-  password) or from a shopper's guest sign-up; browsers carry it in an HttpOnly,
-  SameSite=Lax cookie, API clients as a bearer token. The server keeps only its SHA-256
-  digest, with the actor and the expiry, so signing out revokes it at once.
+- a session token, from signing in (HQ operators, hosts and franchisees, with a
+  scrypt-hashed password) or from a shopper's guest sign-up; browsers carry it in an
+  HttpOnly, SameSite=Lax cookie, API clients as a bearer token. The server keeps only its
+  SHA-256 digest, with the actor and the expiry, so signing out revokes it at once and
+  an expired session is refused whatever cookie the browser still holds.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ ACTOR: web.RequestKey[Actor | None] = web.RequestKey("actor", Actor | None)  # t
 class Access(StrEnum):
     PUBLIC = "public"
     OPERATOR = "operator"  # the merchant's HQ operator
-    HOST = "host"  # the show's host, or its merchant's HQ operator
+    HOST = "host"  # the show's host (its token, or a host of its merchant), or HQ
     FRANCHISEE = "franchisee"  # the branch's franchisee, or its merchant's HQ operator
     SHOPPER = "shopper"  # a shopper of the merchant whose resource it is
     SIGNED_IN = "signed_in"  # anyone with a session
@@ -106,8 +107,10 @@ def _grants(
     if merchant is None or actor.merchant != merchant:
         return False
     match access:
-        case Access.OPERATOR | Access.HOST:
+        case Access.OPERATOR:
             return actor.role is Role.HQ_OPERATOR
+        case Access.HOST:
+            return actor.role in (Role.HQ_OPERATOR, Role.HOST)
         case Access.FRANCHISEE:
             branch = request.match_info.get("branch")
             return actor.role is Role.HQ_OPERATOR or (

@@ -24,6 +24,8 @@ class Config:
     sqlite_synchronous: str = "FULL"  # or NORMAL: survives a process crash, not a power loss
     expiry_sweep_interval_s: float = 1.0
     allowed_origins: tuple[str, ...] = ()  # other sites that may open room websockets
+    staff_session_s: int = 12 * 3600  # a signed-in operator's, host's or franchisee's session
+    shopper_session_s: int = 30 * 86400  # a shopper's guest session
 
     @property
     def loopback_only(self) -> bool:

@@ -11,6 +11,7 @@ from streamserver.realtime.hub import Hub
 from streamserver.realtime.stockfeed import StockFeed
 from streamserver.relay.sessions import Relay
 from streamserver.store.port import Durability, Store
+from streamserver.throttle import SigninThrottle
 
 CONFIG: web.AppKey[Config] = web.AppKey("config", Config)
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
@@ -20,3 +21,4 @@ BUS: web.AppKey[Bus] = web.AppKey("bus", Bus)
 HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
 STOCK_FEED: web.AppKey[StockFeed] = web.AppKey("stock_feed", StockFeed)
 READS: web.AppKey[ReadCache] = web.AppKey("reads", ReadCache)
+SIGNIN_THROTTLE: web.AppKey[SigninThrottle] = web.AppKey("signin_throttle", SigninThrottle)

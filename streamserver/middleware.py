@@ -1,4 +1,4 @@
-"""Request middleware: access checks, errors as JSON, CORS for WHIP/WHEP.
+"""Request middleware: access checks, errors as JSON, CORS for WHIP/WHEP, Origin checks.
 
 Errors: `BadInput` (malformed input, 4xx naming the field) and `RelayError` (a media
 request the relay refuses) become JSON answers here, so handlers stay straight-line
@@ -13,8 +13,9 @@ from typing import Final
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from streamserver.auth import check_access
+from streamserver.auth import SESSION_COOKIE, bearer_token, check_access
 from streamserver.badinput import BadInput
+from streamserver.origins import SAFE_METHODS, is_allowed_origin
 from streamserver.relay.offer import BadOffer
 from streamserver.relay.sessions import RelayError
 from streamserver.routes import ACCESS
@@ -70,6 +71,26 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 @web.middleware
+async def same_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a state-changing request that a foreign page made a browser send (CSRF).
+
+    SameSite=Lax keeps the session cookie off cross-site POSTs; this also covers pages
+    of another origin on the same site, browsers without SameSite, and signing a victim
+    in as someone else. A bearer token is exempt (a foreign page cannot know it), and so
+    are cookieless WHIP/WHEP calls from players on other sites (RFC 9725 §4.7).
+    """
+    origin = request.headers.get("Origin")
+    if origin is None or request.method in SAFE_METHODS or bearer_token(request) is not None:
+        return await handler(request)
+    cookieless_media = SESSION_COOKIE not in request.cookies and request.path.startswith(
+        CORS_PREFIXES
+    )
+    if not cookieless_media and not is_allowed_origin(origin, request):
+        raise BadInput("Origin", f"requests from {origin} may not change anything here", 403)
+    return await handler(request)
+
+
+@web.middleware
 async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
     route_handler = request.match_info.route.handler
     required = ACCESS.get(route_handler)
@@ -93,4 +114,4 @@ async def no_stale_assets(request: web.Request, response: web.StreamResponse) ->
         response.headers.setdefault("Cache-Control", "no-cache")
 
 
-MIDDLEWARES: Final = (cors, errors, access)
+MIDDLEWARES: Final = (cors, errors, same_origin, access)

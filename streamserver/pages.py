@@ -28,3 +28,7 @@ async def get_host_page(request: web.Request) -> web.FileResponse:
 
 async def get_watch_page(request: web.Request) -> web.FileResponse:
     return _page("watch.html")
+
+
+async def get_signin_page(request: web.Request) -> web.FileResponse:
+    return _page("signin.html")

@@ -35,6 +35,7 @@ WHEP = "/whep/{show}/{branch}"
 
 ROUTES: Final = (
     Route("GET", "/", pages.get_index_page, Access.PUBLIC),
+    Route("GET", "/signin", pages.get_signin_page, Access.PUBLIC),
     Route("GET", f"{S}/host", pages.get_host_page, Access.PUBLIC),  # the page asks for the key
     Route("GET", f"{S}/rooms/{{branch}}", pages.get_watch_page, Access.PUBLIC),
     Route("GET", "/api/health", shows.get_health, Access.PUBLIC),

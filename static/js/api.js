@@ -1,12 +1,14 @@
 // The JSON API: one fetch wrapper that turns {"error","message","field"} into ApiError.
 
 export class ApiError extends Error {
-  constructor(status, message, field = null, code = null) {
+  constructor(status, message, field = null, code = null, { body = null, retryAfterS = null } = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.field = field;
     this.code = code; // the server's "error", e.g. "sold_out"; null when unreachable
+    this.body = body; // the whole error answer, for the few that carry more (choices)
+    this.retryAfterS = retryAfterS; // from Retry-After (429, 503), in seconds
   }
 }
 
@@ -41,7 +43,11 @@ export async function api(path, { method = "GET", body, token, headers: extra, s
   if (!response.ok) {
     const message = (data && data.message) || text.trim() || `HTTP ${response.status}`;
     const field = (data && data.field) || null;
-    throw new ApiError(response.status, message, field, (data && data.error) || null);
+    const retryAfter = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
+    throw new ApiError(response.status, message, field, (data && data.error) || null, {
+      body: data,
+      retryAfterS: Number.isFinite(retryAfter) ? retryAfter : null,
+    });
   }
   return data;
 }

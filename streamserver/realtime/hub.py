@@ -21,7 +21,6 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
@@ -30,6 +29,7 @@ from commerce.catalog import Branch
 from commerce.ids import BranchId, CardId, MerchantId, ShowId, SkuId
 from commerce.shows import Show, ShowStatus
 from streamserver.bus.port import Bus, Event, Published, Unsubscribe
+from streamserver.origins import is_allowed_origin
 from streamserver.realtime.envelope import (
     INBOUND_BYTES_MAX,
     BadFrame,
@@ -157,7 +157,7 @@ class Hub:
         order frames on this socket.
         """
         origin = request.headers.get("Origin")
-        if origin is not None and not self._origin_allowed(origin, request):
+        if origin is not None and not is_allowed_origin(origin, request, self._allowed_origins):
             raise web.HTTPForbidden(text="this origin may not open the room's socket")
         ws = web.WebSocketResponse(
             compress=False, max_msg_size=INBOUND_BYTES_MAX + 1, heartbeat=30.0, autoping=True
@@ -263,11 +263,6 @@ class Hub:
         if state.unsubscribe is not None:
             state.unsubscribe()
             state.unsubscribe = None
-
-    def _origin_allowed(self, origin: str, request: web.Request) -> bool:
-        if origin in self._allowed_origins:
-            return True
-        return urlsplit(origin).netloc == request.host
 
     # -- show state ---------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ async def cast(server: Server, own: Seeded, other: Seeded) -> dict[str, Caller]:
         Caller("operator", bearer(own.operator_token)),
         Caller("hq user", await staff(server, own, "hq", "hq_operator", None)),
         Caller("host", bearer(own.host_token)),
+        Caller("host user", await staff(server, own, "host", "host", None)),
         Caller("franchisee", await staff(server, own, "f0", "franchisee", own.branches[0])),
         Caller("other branch", await staff(server, own, "f1", "franchisee", own.branches[1])),
         Caller("shopper", await session_of(server, f"/api/merchants/{own.merchant}/shoppers", {})),
@@ -69,12 +70,13 @@ async def cast(server: Server, own: Seeded, other: Seeded) -> dict[str, Caller]:
 
 ADMITTED = {
     Access.OPERATOR: {"operator", "hq user"},
-    Access.HOST: {"operator", "hq user", "host"},
+    Access.HOST: {"operator", "hq user", "host", "host user"},
     Access.FRANCHISEE: {"operator", "hq user", "franchisee"},
     Access.SHOPPER: {"shopper"},
     # Signed in as anyone; the handler then serves only its role (/api/me is a shopper's).
     Access.SIGNED_IN: {
         "hq user",
+        "host user",
         "franchisee",
         "other branch",
         "shopper",
