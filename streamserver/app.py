@@ -20,6 +20,7 @@ from streamserver.effects import after_apply
 from streamserver.keys import (
     BUS,
     CONFIG,
+    CONSOLES,
     DURABILITY,
     HUB,
     READS,
@@ -30,6 +31,7 @@ from streamserver.keys import (
 )
 from streamserver.middleware import MIDDLEWARES, no_stale_assets
 from streamserver.readcache import ReadCache
+from streamserver.realtime.consolefeed import ConsoleFeeds
 from streamserver.realtime.hub import Hub
 from streamserver.realtime.stockfeed import StockFeed
 from streamserver.relay import tap
@@ -54,6 +56,7 @@ def make_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_realtime)
     app.cleanup_ctx.append(_sweeper)
     app.cleanup_ctx.append(_relay)
+    app.cleanup_ctx.append(_consoles)
     return app
 
 
@@ -150,3 +153,17 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
     app[RELAY] = relay
     yield
     await relay.close()
+
+
+async def _consoles(app: web.Application) -> AsyncIterator[None]:
+    hub = app[HUB]
+    feeds = ConsoleFeeds(app[STORE], app[BUS], hub.viewers)
+    feeds.start()
+    app[CONSOLES] = feeds
+
+    async def close_sockets(app: web.Application) -> None:
+        await feeds.close_sockets()
+
+    app.on_shutdown.append(close_sockets)
+    yield
+    await feeds.close()

@@ -13,7 +13,16 @@ from typing import Final
 from aiohttp import web
 
 from streamserver import pages, whip
-from streamserver.api import cards, catalog, fulfillment, merchants, orders, sessions, shows
+from streamserver.api import (
+    cards,
+    catalog,
+    consoles,
+    fulfillment,
+    merchants,
+    orders,
+    sessions,
+    shows,
+)
 from streamserver.auth import Access
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -38,6 +47,9 @@ ROUTES: Final = (
     Route("GET", "/signin", pages.get_signin_page, Access.PUBLIC),
     Route("GET", f"{S}/host", pages.get_host_page, Access.PUBLIC),  # the page asks for the key
     Route("GET", f"{S}/rooms/{{branch}}", pages.get_watch_page, Access.PUBLIC),
+    # The consoles check the session themselves: a stranger is sent to sign in.
+    Route("GET", "/branches/{branch}/console", pages.get_branch_console_page, Access.PUBLIC),
+    Route("GET", "/hq", pages.get_hq_page, Access.PUBLIC),
     Route("GET", "/api/health", shows.get_health, Access.PUBLIC),
     Route("POST", "/api/merchants", merchants.post_merchant, Access.PUBLIC),
     Route("GET", M, merchants.get_merchant, Access.OPERATOR),
@@ -72,6 +84,15 @@ ROUTES: Final = (
     Route("POST", f"{B}/pickups", fulfillment.post_pickup, Access.FRANCHISEE),
     Route("GET", f"{B}/customers", fulfillment.get_customers, Access.FRANCHISEE),
     Route("GET", f"{B}/statement", fulfillment.get_statement, Access.FRANCHISEE),
+    Route(
+        "GET",
+        "/ws/branches/{branch}/console",
+        consoles.get_branch_console_socket,
+        Access.FRANCHISEE,
+    ),
+    Route("GET", f"{M}/shows", consoles.get_shows, Access.OPERATOR),
+    Route("GET", "/ws/merchants/{merchant}/board", consoles.get_board_socket, Access.OPERATOR),
+    Route("GET", "/api/shows/{show}/pace", consoles.get_pace, Access.HOST),
     Route("GET", "/api/shows/{show}", shows.get_show, Access.PUBLIC),
     Route("GET", "/api/shows/{show}/rooms/{branch}", shows.get_room, Access.PUBLIC),
     Route("POST", "/api/shows/{show}/rooms/{branch}/orders", orders.post_order, Access.SHOPPER),

@@ -1,6 +1,7 @@
 // The host's product cards: pin a product from the catalog (with an optional flash price,
 // end time and per-shopper limit), see what is pinned with the stock left across all
-// stores, change a card's price, unpin it. Writes carry the host key as a Bearer token.
+// stores and its orders in the last minute, change a card's price, unpin it. Writes (and
+// the pace) carry the host key as a Bearer token.
 
 import { ApiError, api } from "./api.js";
 import { formatCountdown, formatYuan, parseYuan, yuanInput } from "./money.js";
@@ -35,6 +36,7 @@ export class HostCards {
     this.merchant = null;
     this.ended = false;
     this.cards = []; // the last GET of the pinned cards
+    this.pace = new Map(); // card id -> {orders, units} in the last minute
     this.items = new Map(); // card id -> <li>
     this.refreshing = false;
     this.pinning = false;
@@ -168,12 +170,29 @@ export class HostCards {
     try {
       const { cards } = await api(`${this.showPath}/cards`, { signal: AbortSignal.timeout(5000) });
       this.cards = cards;
+      await this.refreshPace();
       this.render();
     } catch (error) {
       if (!(error instanceof ApiError) && error.name !== "TimeoutError") throw error;
       // the studio's own poll reports a lost server; the next refresh catches up
     } finally {
       this.refreshing = false;
+    }
+  }
+
+  /** Orders per minute for each pinned card (all branches); needs the host key. */
+  async refreshPace() {
+    const token = this.token();
+    if (!token || !this.cards.length) return;
+    try {
+      const { cards } = await api(`${this.showPath}/pace`, {
+        token,
+        signal: AbortSignal.timeout(5000),
+      });
+      this.pace = new Map(cards.map((c) => [c.card, c]));
+    } catch (error) {
+      if (!(error instanceof ApiError) && error.name !== "TimeoutError") throw error;
+      this.pace = new Map(); // a wrong key says so when the host acts; keep the cards
     }
   }
 
@@ -225,7 +244,9 @@ export class HostCards {
     timer.className = "pinned-timer";
     const limit = document.createElement("span");
     limit.className = "pinned-limit";
-    meta.append(stock, timer, limit);
+    const pace = document.createElement("span");
+    pace.className = "pinned-pace";
+    meta.append(stock, pace, timer, limit);
 
     const form = document.createElement("form");
     form.className = "pinned-actions";
@@ -253,12 +274,12 @@ export class HostCards {
     });
     unpin.addEventListener("click", () => this.unpin(li.card, unpin));
     li.append(head, meta, form);
-    li.parts = { title, price, stock, timer, limit, label, input };
+    li.parts = { title, price, stock, pace, timer, limit, label, input };
     return li;
   }
 
   fill(li, card) {
-    const { title, price, stock, limit, label, input } = li.parts;
+    const { title, price, stock, pace, limit, label, input } = li.parts;
     li.card = card;
     title.textContent = card.title;
     price.replaceChildren(formatYuan(card.price));
@@ -269,6 +290,10 @@ export class HostCards {
     }
     stock.textContent = `${card.stock_left} left in all stores`;
     stock.dataset.level = card.stock_left > 0 ? "ok" : "out";
+    const rate = this.pace.get(card.id);
+    pace.hidden = !rate;
+    pace.textContent = rate ? `${rate.orders} orders in the last minute (${rate.units} units)` : "";
+    pace.dataset.orders = String(rate?.orders ?? 0);
     limit.textContent = card.limit_per_shopper ? `limit ${card.limit_per_shopper} per shopper` : "";
     limit.hidden = !card.limit_per_shopper;
     label.textContent = `New price for ${card.title} (¥)`;

@@ -6,7 +6,7 @@ franchisee or its merchant's HQ operator; `commerce.access` decides per order.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -20,6 +20,7 @@ from streamserver.auth import ACTOR
 from streamserver.badinput import BadInput, read_json_object
 from streamserver.keys import STORE
 from streamserver.refusals import refusal_response
+from streamserver.store.port import Store
 
 ACTIONS: Final = {
     "ready": Action.MARK_READY,
@@ -134,22 +135,23 @@ async def post_pickup(request: web.Request) -> web.Response:
     )
 
 
+async def customers_of(
+    store: Store, merchant: MerchantId, branch: BranchId
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "shopper": c.shopper,
+            "name": await store.shopper_name(merchant, c.shopper),
+            "since_ms": c.since_ms,
+        }
+        for c in await store.customers(merchant, branch)
+    ]
+
+
 async def get_customers(request: web.Request) -> web.Response:
     actor, branch = _caller(request), _branch(request)
-    store = request.app[STORE]
-    customers = await store.customers(actor.merchant, branch)
-    return web.json_response(
-        {
-            "customers": [
-                {
-                    "shopper": c.shopper,
-                    "name": await store.shopper_name(actor.merchant, c.shopper),
-                    "since_ms": c.since_ms,
-                }
-                for c in customers
-            ]
-        }
-    )
+    customers = await customers_of(request.app[STORE], actor.merchant, branch)
+    return web.json_response({"customers": customers})
 
 
 def period(request: web.Request) -> tuple[int, int]:
@@ -163,12 +165,7 @@ def period(request: web.Request) -> tuple[int, int]:
     return start, end
 
 
-async def statement_of(
-    request: web.Request, merchant: MerchantId, branch: BranchId
-) -> dict[str, int | str]:
-    start, end = period(request)
-    transfers = await request.app[STORE].transfers(merchant, start, end)
-    s = ledger.statement(branch, transfers)
+def present_statement(s: ledger.Statement) -> dict[str, int | str]:
     return {
         "branch": s.branch,
         "sales": s.sales,
@@ -180,6 +177,14 @@ async def statement_of(
         "hq_owes_branch": s.hq_owes_branch,
         "branch_owes_hq": s.branch_owes_hq,
     }
+
+
+async def statement_of(
+    request: web.Request, merchant: MerchantId, branch: BranchId
+) -> dict[str, int | str]:
+    start, end = period(request)
+    transfers = await request.app[STORE].transfers(merchant, start, end)
+    return present_statement(ledger.statement(branch, transfers))
 
 
 async def get_statement(request: web.Request) -> web.Response:
