@@ -71,6 +71,8 @@ class RedisBus:
         self._script = self._redis.register_script(PUBLISH)
         self._listeners: dict[ShowId, set[ShowListener]] = defaultdict(set)
         self._personal: dict[MerchantId, set[MerchantListener]] = defaultdict(set)
+        self._personal_out: dict[MerchantId, tuple[list[Event], asyncio.Future[None]]] = {}
+        self._flushing: set[asyncio.Task[None]] = set()
         self._delivered: dict[ShowId, int] = {}
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
@@ -81,6 +83,7 @@ class RedisBus:
         self._reader = asyncio.create_task(self._read())
 
     async def close(self) -> None:
+        await asyncio.gather(*self._flushing, return_exceptions=True)
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -100,7 +103,34 @@ class RedisBus:
         return int(seq)
 
     async def publish_personal(self, merchant: MerchantId, event: Event) -> None:
-        await self._redis.publish(_personal_channel(merchant), msgpack.packb(event))
+        """Sent with the merchant's other personal events of this loop tick, as one
+        PUBLISH of a list: during a flash sale that is one call for dozens of orders."""
+        pending = self._personal_out.get(merchant)
+        if pending is None:
+            future = asyncio.get_running_loop().create_future()
+            pending = self._personal_out[merchant] = ([], future)
+            asyncio.get_running_loop().call_soon(self._flush_personal, merchant)
+        pending[0].append(event)
+        await asyncio.shield(pending[1])
+
+    def _flush_personal(self, merchant: MerchantId) -> None:
+        events, future = self._personal_out.pop(merchant)
+        task = asyncio.get_running_loop().create_task(self._publish_events(merchant, events))
+        self._flushing.add(task)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._flushing.discard(task)
+            if task.cancelled():
+                future.cancel()
+            elif (error := task.exception()) is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(None)
+
+        task.add_done_callback(done)
+
+    async def _publish_events(self, merchant: MerchantId, events: list[Event]) -> None:
+        await self._redis.publish(_personal_channel(merchant), msgpack.packb(events))
 
     async def since(self, show: ShowId, after_seq: int) -> list[Published] | None:
         last = await self.last_seq(show)
@@ -188,9 +218,11 @@ class RedisBus:
 
     async def _dispatch(self, channel: str, data: bytes) -> None:
         if channel.startswith("lianbo:personal:"):
-            event = _unpack(data)
-            for personal in list(self._personal.get(MerchantId(channel[16:]), ())):
-                personal(event)
+            events = msgpack.unpackb(data, raw=False)
+            assert isinstance(events, list)
+            for event in events:
+                for personal in list(self._personal.get(MerchantId(channel[16:]), ())):
+                    personal(event)
             return
         show = ShowId(channel[len("lianbo:show:") :])
         head, _, body = data.partition(b":")

@@ -42,7 +42,6 @@ from commerce.ids import (
     CardId,
     MerchantId,
     OrderId,
-    ProductId,
     ShopperId,
     ShowId,
     SkuId,
@@ -93,6 +92,8 @@ from streamserver.store.port import (
     StoredValue,
     User,
 )
+from streamserver.store.redis_rows import branch_from_row, prefix, sku_from_row
+from streamserver.store.redis_views import OrderingViews
 
 BATCH_PLANS_MAX: Final = 64  # per script call: ~2 ms of Redis time; 2+ calls in flight overlap
 CONNECTIONS_MAX: Final = 32
@@ -144,11 +145,6 @@ class BrokenInvariant(AssertionError):
 
 # codec.dumps's output, with one encoder made once (it builds one per call).
 _json: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def prefix(merchant: MerchantId) -> str:
-    """The hash-tagged prefix of every key of `merchant`."""
-    return f"{{m:{merchant}}}:"
 
 
 def token_digest(token: str) -> str:
@@ -321,6 +317,7 @@ class RedisStore:
         self._open_batches: dict[MerchantId, _Batch] = {}
         self._running: set[asyncio.Task[None]] = set()
         self._expiring_known: set[MerchantId] = set()
+        self._views: OrderingViews | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -330,12 +327,16 @@ class RedisStore:
         )
         self._client = Redis(connection_pool=pool)
         self._sha = await self._client.script_load(self._script)
+        self._views = OrderingViews(self._client)
 
     async def close(self) -> None:
         for batch in list(self._open_batches.values()):
             self._send(batch)
         while self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
+        if self._views is not None:
+            await self._views.close()
+            self._views = None
         if self._client is not None:
             await self._client.aclose(close_connection_pool=True)
             self._client = None
@@ -443,50 +444,8 @@ class RedisStore:
     async def ordering_view(
         self, merchant_id: MerchantId, selling: BranchId, shopper: ShopperId, skus: Sequence[SkuId]
     ) -> OrderingView | None:
-        p = prefix(merchant_id)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hgetall(p + "branches")
-        pipe.hget(p + "merchant", "terms")
-        if skus:
-            pipe.hmget(p + "skus", list(skus))
-            pipe.hmget(p + "offers", list(skus))
-            pipe.hmget(p + "bought", [f"{shopper}|{sku}" for sku in skus])
-        replies = await pipe.execute()
-        branches = _branches(merchant_id, replies[0])
-        own = next((b for b in branches if b.id == selling), None)
-        if own is None:
-            return None
-        terms = Terms() if replies[1] is None else codec.terms_from_dict(json.loads(replies[1]))
-        found_skus: dict[SkuId, Sku] = {}
-        offers: dict[SkuId, Offer] = {}
-        bought: dict[SkuId, int] = {}
-        available: dict[tuple[BranchId, SkuId], int] = {}
-        if skus:
-            for sku, body, offer, count in zip(
-                skus, replies[2], replies[3], replies[4], strict=True
-            ):
-                if body is not None:
-                    found_skus[sku] = _sku(merchant_id, json.loads(body))
-                if offer is not None:
-                    offers[sku] = codec.offer_from_dict(json.loads(offer))
-                if count is not None:
-                    bought[sku] = int(count)
-            pairs = [(b.id, sku) for b in branches for sku in skus]
-            pipe = self._redis.pipeline(transaction=False)
-            for branch, sku in pairs:
-                pipe.hget(f"{p}stock:{branch}:{sku}", "available")
-            for pair, level in zip(pairs, await pipe.execute(), strict=True):
-                if level is not None:
-                    available[pair] = int(level)
-        return OrderingView(
-            terms=terms,
-            selling=own,
-            branches=tuple(branches),
-            skus=found_skus,
-            offers=offers,
-            available=available,
-            bought=bought,
-        )
+        assert self._views is not None, "store used before open()"
+        return await self._views.view(merchant_id, selling, shopper, skus)
 
     async def order(self, merchant_id: MerchantId, order_id: OrderId) -> Order | None:
         body = await self._redis.hget(prefix(merchant_id) + "orders", order_id)
@@ -761,7 +720,7 @@ class RedisStore:
         """In the order they were first put."""
         rows = await self._redis.hvals(prefix(merchant_id) + "skus")
         decoded = sorted((json.loads(r) for r in rows), key=lambda d: int(d["seq"]))
-        return [_sku(merchant_id, d) for d in decoded]
+        return [sku_from_row(merchant_id, d) for d in decoded]
 
     async def put_offer(self, merchant_id: MerchantId, offer: Offer) -> None:
         body = codec.dumps(codec.offer_to_dict(offer))
@@ -819,7 +778,7 @@ class RedisStore:
             return None
         m = MerchantId(str(merchant))
         body = await self._redis.hget(prefix(m) + "branches", branch_id)
-        return None if body is None else _branch(m, json.loads(body))
+        return None if body is None else branch_from_row(m, json.loads(body))
 
     async def branches(self, merchant_id: MerchantId) -> list[Branch]:
         rows = await self._redis.hgetall(prefix(merchant_id) + "branches")
@@ -926,31 +885,9 @@ def _branch_body(branch: Branch, seq: int) -> str:
     )
 
 
-def _branch(merchant: MerchantId, d: dict[str, Any]) -> Branch:
-    return Branch(
-        id=BranchId(d["id"]),
-        merchant=merchant,
-        name=d["name"],
-        address=d["address"],
-        lat=d["lat"],
-        lng=d["lng"],
-        is_open=bool(d["is_open"]),
-    )
-
-
 def _branches(merchant: MerchantId, rows: dict[str, str]) -> list[Branch]:
     decoded = sorted((json.loads(body) for body in rows.values()), key=lambda d: int(d["seq"]))
-    return [_branch(merchant, d) for d in decoded]
-
-
-def _sku(merchant: MerchantId, d: dict[str, Any]) -> Sku:
-    return Sku(
-        id=SkuId(d["id"]),
-        product=ProductId(d["product"]),
-        merchant=merchant,
-        name=d["name"],
-        price=Amount(d["price"]),
-    )
+    return [branch_from_row(merchant, d) for d in decoded]
 
 
 def _conforms(store: RedisStore) -> Store:

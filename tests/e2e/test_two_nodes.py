@@ -17,9 +17,13 @@ HELLO_FIRST = {"v": 1, "type": "hello", "data": {"last_seq": None}}
 
 
 async def room_socket(
-    node: ServerProcess, show: str, branch: str, last_seq: int | None = None
+    node: ServerProcess,
+    show: str,
+    branch: str,
+    last_seq: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> aiohttp.ClientWebSocketResponse:
-    ws = await node.http.ws_connect(node.url(f"/ws/shows/{show}/rooms/{branch}"))
+    ws = await node.http.ws_connect(node.url(f"/ws/shows/{show}/rooms/{branch}"), headers=headers)
     await ws.send_bytes(msgpack.packb({**HELLO_FIRST, "data": {"last_seq": last_seq}}))
     return ws
 
@@ -77,9 +81,15 @@ async def test_cards_stock_and_resumption_cross_nodes(tmp_path: Path, redis_url:
             assert (shown["data"]["price"], shown["data"]["available_here"]) == (999, 10)
 
             mei = await new_shopper(two, shop)
+            mei_on_one = await room_socket(one, seeded.show, a, headers=mei)
+            await next_frame(mei_on_one, "snapshot")
             body = {"lines": [{"sku": shop.sku, "qty": 3}], "fulfillment": "pickup"}
             order = await ok(two, "POST", shop.room_orders(0), body, buying(mei))
             assert order["total"] == 3 * 999  # the card's price, pinned on the other node
+            # Her own order frame reaches her socket on the other node.
+            told = await next_frame(mei_on_one, "order")
+            assert (told["data"]["order"], told["data"]["state"]) == (order["id"], "placed")
+            await mei_on_one.close()
             stock = await next_frame(
                 watcher_on_one, "stock", lambda f: f["data"]["cards"][0]["available_here"] == 7
             )
