@@ -10,18 +10,17 @@ from typing import Any, Final
 from aiohttp import web
 
 from commerce import ledger
-from commerce.catalog import CashbackFunder, Product, Sku, Terms
-from commerce.ids import Amount, BranchId, MerchantId, ProductId, RateBp, ShopperId, SkuId
-from commerce.plan import MoveStock, Plan, PostTransfer, StockMove
+from commerce.catalog import CashbackFunder, Sku, Terms
+from commerce.ids import Amount, BranchId, MerchantId, RateBp, ShopperId, SkuId
+from commerce.plan import Plan, PostTransfer
 from commerce.pricing import Offer
+from streamserver import provisioning
 from streamserver.api.fulfillment import period
 from streamserver.api.merchants import ADDRESS_LENGTH_MAX, NAME_LENGTH_MAX, present_branch
 from streamserver.api.orders import now_ms
 from streamserver.badinput import BadInput, coordinate_field, read_json_object, text_field
-from streamserver.ids import new_id
 from streamserver.keys import BUS, READS, STOCK_FEED, STORE
 from streamserver.store import codec
-from streamserver.store.port import Applied
 
 PRICE_MAX: Final = 10**9  # minor units: ten million yuan is no live-commerce price
 QTY_MAX: Final = 1_000_000
@@ -80,11 +79,7 @@ async def post_product(request: web.Request) -> web.Response:
     """A product with its SKUs: {"name", "skus": [{"name", "price"}]}."""
     merchant = _merchant(request)
     data = await read_json_object(request)
-    product = Product(
-        id=ProductId(new_id("product")),
-        merchant=merchant,
-        name=text_field(data, "name", length_max=NAME_LENGTH_MAX),
-    )
+    name = text_field(data, "name", length_max=NAME_LENGTH_MAX)
     raw = data.get("skus")
     if not isinstance(raw, list) or not 1 <= len(raw) <= 50:
         raise BadInput("skus", "skus must be a list of 1-50 variants")
@@ -93,25 +88,14 @@ async def post_product(request: web.Request) -> web.Response:
         if not isinstance(item, dict):
             raise BadInput(f"skus[{i}]", "each sku is an object with name and price")
         try:
-            name = text_field(item, "name", length_max=NAME_LENGTH_MAX)
+            sku_name = text_field(item, "name", length_max=NAME_LENGTH_MAX)
             price = int_field(item, "price", low=0, high=PRICE_MAX)
         except BadInput as exc:
             raise BadInput(f"skus[{i}].{exc.field}", exc.message) from None
-        skus.append(
-            Sku(
-                id=SkuId(new_id("sku")),
-                product=product.id,
-                merchant=merchant,
-                name=name,
-                price=Amount(price),
-            )
-        )
-    store = request.app[STORE]
-    await store.put_product(product)
-    for sku in skus:
-        await store.put_sku(sku)
+        skus.append((sku_name, Amount(price)))
+    product, made = await provisioning.create_product(request.app[STORE], merchant, name, skus)
     return web.json_response(
-        {"id": product.id, "name": product.name, "skus": [present_sku(s) for s in skus]}, status=201
+        {"id": product.id, "name": product.name, "skus": [present_sku(s) for s in made]}, status=201
     )
 
 
@@ -161,10 +145,7 @@ async def post_stock_receipt(request: web.Request) -> web.Response:
     branch = await _own_branch(request, merchant, data.get("branch"))
     sku = await _known_sku(request, merchant, str(data.get("sku", "")))
     qty = int_field(data, "qty", low=1, high=QTY_MAX)
-    result = await request.app[STORE].apply(
-        merchant, Plan((), (MoveStock(branch, sku, qty, StockMove.RECEIVE),))
-    )
-    assert isinstance(result, Applied), "a receipt has no guards"
+    result = await provisioning.receive_stock(request.app[STORE], merchant, branch, sku, qty)
     request.app[STOCK_FEED].changed(merchant, result.stock)
     return web.json_response(
         {"branch": branch, "sku": sku, "available": result.stock[0].available}, status=201

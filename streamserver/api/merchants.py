@@ -7,9 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from commerce.catalog import Branch, Merchant
-from commerce.ids import BranchId, MerchantId
+from commerce.ids import MerchantId
+from streamserver import provisioning
 from streamserver.badinput import coordinate_field, read_json_object, text_field
-from streamserver.ids import new_id, new_token
 from streamserver.keys import STORE
 from streamserver.store import codec
 
@@ -28,11 +28,8 @@ def present_branch(branch: Branch) -> dict[str, Any]:
 async def post_merchant(request: web.Request) -> web.Response:
     """Create a merchant; the answer holds its HQ operator token, shown only this once."""
     data = await read_json_object(request)
-    merchant = Merchant(
-        MerchantId(new_id("merchant")), text_field(data, "name", length_max=NAME_LENGTH_MAX)
-    )
-    token = new_token()
-    await request.app[STORE].create_merchant(merchant, token)
+    name = text_field(data, "name", length_max=NAME_LENGTH_MAX)
+    merchant, token = await provisioning.create_merchant(request.app[STORE], name)
     return web.json_response(
         {"merchant": present_merchant(merchant), "operator_token": token}, status=201
     )
@@ -51,15 +48,14 @@ async def get_merchant(request: web.Request) -> web.Response:
 
 async def post_branch(request: web.Request) -> web.Response:
     data = await read_json_object(request)
-    branch = Branch(
-        id=BranchId(new_id("branch")),
-        merchant=MerchantId(request.match_info["merchant"]),
-        name=text_field(data, "name", length_max=NAME_LENGTH_MAX),
+    branch = await provisioning.create_branch(
+        request.app[STORE],
+        MerchantId(request.match_info["merchant"]),
+        text_field(data, "name", length_max=NAME_LENGTH_MAX),
         address=text_field(data, "address", length_max=ADDRESS_LENGTH_MAX, required=False),
         lat=coordinate_field(data, "lat", bound=90),
         lng=coordinate_field(data, "lng", bound=180),
     )
-    await request.app[STORE].create_branch(branch)
     return web.json_response(present_branch(branch), status=201)
 
 

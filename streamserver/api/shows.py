@@ -10,12 +10,12 @@ from aiohttp import web
 from commerce.access import Role
 from commerce.ids import BranchId, MerchantId, ShowId
 from commerce.shows import Show, ShowEvent, next_status
+from streamserver import provisioning
 from streamserver.api import cards
 from streamserver.api.lookup import find_room_branch, find_show
 from streamserver.api.merchants import present_branch
 from streamserver.auth import session_actor
 from streamserver.badinput import read_json_object, text_field
-from streamserver.ids import new_id, new_token
 from streamserver.keys import BUS, DURABILITY, HUB, READS, RELAY, STORE
 
 TITLE_LENGTH_MAX = 200
@@ -49,13 +49,11 @@ async def present_show(request: web.Request, show: Show) -> dict[str, Any]:
 async def post_show(request: web.Request) -> web.Response:
     """Create a show; the answer holds the host token (the WHIP stream key) once."""
     data = await read_json_object(request)
-    show = Show(
-        id=ShowId(new_id("show")),
-        merchant=MerchantId(request.match_info["merchant"]),
-        title=text_field(data, "title", length_max=TITLE_LENGTH_MAX),
+    show, token = await provisioning.create_show(
+        request.app[STORE],
+        MerchantId(request.match_info["merchant"]),
+        text_field(data, "title", length_max=TITLE_LENGTH_MAX),
     )
-    token = new_token()
-    await request.app[STORE].create_show(show, token)
     return web.json_response({**await present_show(request, show), "host_token": token}, status=201)
 
 
