@@ -1,7 +1,7 @@
 // The host's product cards: pin a product from the catalog (with an optional flash price,
 // end time and per-shopper limit), see what is pinned with the stock left across all
-// stores and its orders in the last minute, change a card's price, unpin it. Writes (and
-// the pace) carry the host key as a Bearer token.
+// stores and its orders in the last minute, change a card's price, unpin it. Writes carry
+// the host key as a Bearer token; the pace does too when there is one (else the cookie).
 
 import { ApiError, api } from "./api.js";
 import { formatCountdown, formatYuan, parseYuan, yuanInput } from "./money.js";
@@ -180,13 +180,13 @@ export class HostCards {
     }
   }
 
-  /** Orders per minute for each pinned card (all branches); needs the host key. */
+  /** Orders per minute for each pinned card (all branches): for the host key, or a
+   * signed-in host's or HQ operator's session cookie. */
   async refreshPace() {
-    const token = this.token();
-    if (!token || !this.cards.length) return;
+    if (!this.cards.length) return;
     try {
       const { cards } = await api(`${this.showPath}/pace`, {
-        token,
+        token: this.token(),
         signal: AbortSignal.timeout(5000),
       });
       this.pace = new Map(cards.map((c) => [c.card, c]));

@@ -215,9 +215,8 @@ class MerchantFeed:
         if not board.newer(self.facts.get(fact.order), fact):
             return False
         self.facts[fact.order] = fact
-        if len(self.facts) > FACTS_MAX:
-            oldest = min(self.facts.values(), key=lambda f: f.placed_at_ms)
-            del self.facts[oldest.order]
+        if len(self.facts) > FACTS_MAX:  # about the oldest: facts come in time order
+            del self.facts[next(iter(self.facts))]
         return True
 
     def _facts_since(self, since_ms: int) -> Iterable[OrderFact]:

@@ -12,15 +12,19 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import msgpack
 from aiohttp import WSMsgType
+from aiohttp.test_utils import TestServer
 from yarl import URL
 
+from streamserver.app import make_app
+from streamserver.config import Config
 from tests.commerce_api import PASSWORD, Shop, buying, call, new_shopper, ok, open_shop
-from tests.conftest import Seeded, Server
+from tests.conftest import Seeded, Server, seed
 
 DEADLINE_S = 10.0  # the feed recomputes once a second; the suite may run on a busy machine
 HELLO = msgpack.packb({"v": 1, "type": "hello", "data": {}})
@@ -327,3 +331,29 @@ async def test_console_pages_send_strangers_to_sign_in_and_come_back(
     hq = {"Authorization": f"Bearer {signed_in['token']}"}
     assert (await get("/hq", hq)).status == 200
     assert (await get(page, hq)).status == 200  # HQ may open every branch's console
+
+
+async def test_the_board_on_one_node_counts_an_order_placed_on_another(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Two servers on one Redis: the order's event crosses the bus to the other's feed."""
+    servers = []
+    async with aiohttp.ClientSession() as http:
+        for name in ("one", "two"):
+            config = Config(data_dir=tmp_path / name, ice_hosts=("127.0.0.1",), redis_url=redis_url)
+            test_server = TestServer(make_app(config), host="127.0.0.1")
+            await test_server.start_server()
+            base = str(test_server.make_url("")).rstrip("/")
+            servers.append((test_server, Server(base, test_server.app, http)))
+        try:
+            one, two = (s for _, s in servers)
+            shop = await open_shop(one, await seed(one))
+            async with console(two, board(shop), shop.operator) as hq:
+                assert (await hq.until("snapshot"))["totals"]["orders"] == 0
+                await place(one, shop, branch=1, qty=2)
+                ranked = await hq.until("board", lambda d: d["totals"]["orders"] == 1)
+                assert ranked["rows"][0]["branch"] == shop.seeded.branches[1]
+                assert ranked["rows"][0]["sales"] == 2 * shop.price
+        finally:
+            for test_server, _ in servers:
+                await test_server.close()
