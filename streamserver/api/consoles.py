@@ -16,6 +16,7 @@ from commerce.ids import BranchId, MerchantId
 from streamserver.api.lookup import find_show
 from streamserver.api.orders import now_ms
 from streamserver.api.shows import room_urls, show_urls
+from streamserver.auth import digest, presented_token
 from streamserver.badinput import BadInput
 from streamserver.keys import CONFIG, CONSOLES, READS, STORE
 from streamserver.origins import is_allowed_origin
@@ -43,6 +44,15 @@ def _since(request: web.Request) -> int:
     return max(since, now - HORIZON_MS)
 
 
+async def _session(request: web.Request) -> bytes | None:
+    """The digest of the caller's session, if a session let them in (it is checked again
+    while the socket lives); None for an operator's bearer token."""
+    token = presented_token(request)
+    if token is None or await request.app[READS].session(digest(token)) is None:
+        return None
+    return digest(token)
+
+
 def _upgrade(request: web.Request) -> None:
     """Refuse what is not a websocket upgrade from our own pages, before upgrading."""
     if not web.WebSocketResponse().can_prepare(request).ok:
@@ -60,7 +70,8 @@ async def get_branch_console_socket(request: web.Request) -> web.StreamResponse:
     _upgrade(request)
     branch = await request.app[READS].branch(BranchId(request.match_info["branch"]))
     assert branch is not None, "Access.FRANCHISEE found the branch"
-    return await request.app[CONSOLES].serve(request, branch.merchant, branch.id, since)
+    session = await _session(request)
+    return await request.app[CONSOLES].serve(request, branch.merchant, branch.id, since, session)
 
 
 async def get_board_socket(request: web.Request) -> web.StreamResponse:
@@ -70,7 +81,8 @@ async def get_board_socket(request: web.Request) -> web.StreamResponse:
     merchant = MerchantId(request.match_info["merchant"])
     if await request.app[STORE].merchant(merchant) is None:
         raise web.HTTPNotFound(text="no such merchant")
-    return await request.app[CONSOLES].serve(request, merchant, None, since)
+    session = await _session(request)
+    return await request.app[CONSOLES].serve(request, merchant, None, since, session)
 
 
 async def get_shows(request: web.Request) -> web.Response:

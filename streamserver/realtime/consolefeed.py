@@ -81,6 +81,7 @@ class ConsoleSocket:
     transport: asyncio.Transport
     branch: BranchId | None
     since_ms: int
+    session: bytes | None = None  # the session's digest, when it opened with one
     seq: int = 0
     errors: int = 0
     held: list[tuple[str, dict[str, Any]]] | None = field(default_factory=list)
@@ -179,6 +180,7 @@ class MerchantFeed:
         self._dirty_statements: set[BranchId] = set()
         self._dirty_customers: set[BranchId] = set()
         self._refreshed_at = 0.0
+        self._broken = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -209,6 +211,11 @@ class MerchantFeed:
     def idle(self, now_s: float) -> bool:
         return not self.sockets and now_s - self.last_used > IDLE_S
 
+    @property
+    def broken(self) -> bool:
+        """Events were dropped: its facts are incomplete, a fresh feed must replace it."""
+        return self._broken
+
     # -- what the feed knows ------------------------------------------------------------
 
     def _merge(self, fact: OrderFact) -> bool:
@@ -229,6 +236,7 @@ class MerchantFeed:
     async def _refresh(self) -> None:
         """Branches (a new one sends no event) and the show the consoles follow."""
         self._refreshed_at = time.monotonic()
+        await self._close_signed_out()
         branches = {b.id: b for b in await self._store.branches(self.merchant)}
         if branches != self.branches:
             self.branches = branches
@@ -252,6 +260,17 @@ class MerchantFeed:
                 show.id, self._on_show_event, after_seq=await self._bus.last_seq(show.id)
             )
         self._announce_show()
+
+    async def _close_signed_out(self) -> None:
+        """A console whose session ended (expired, signed out) is closed: its page asks
+        to sign in again when the socket is refused."""
+        now = now_ms()
+        for s in list(self.sockets):
+            if s.session is None:
+                continue
+            session = await self._store.session(s.session)
+            if session is None or session.expires_at_ms <= now:
+                await s.ws.close(code=1008, message=b"the session has ended")
 
     def _announce_show(self) -> None:
         for s in list(self.sockets):
@@ -282,9 +301,11 @@ class MerchantFeed:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
             logger.warning("console feed of %s fell behind: consoles start over", self.merchant)
-            self._queue = asyncio.Queue(QUEUE_MAX)
+            self._broken = True
+            while not self._queue.empty():
+                self._queue.get_nowait()
             for s in list(self.sockets):
-                s.transport.abort()
+                s.transport.abort()  # they reconnect to a fresh feed's snapshot
 
     def _on_show_event(self, published: Published) -> None:
         event = published.event
@@ -482,7 +503,10 @@ class ConsoleFeeds:
 
     async def feed(self, merchant: MerchantId) -> MerchantFeed:
         found = self._feeds.get(merchant)
-        if found is not None:
+        if found is not None and found.broken:
+            del self._feeds[merchant]
+            await found.close()
+        elif found is not None:
             found.last_used = time.monotonic()
             return found
         loading = self._loading.get(merchant)
@@ -506,6 +530,7 @@ class ConsoleFeeds:
         merchant: MerchantId,
         branch: BranchId | None,
         since_ms: int,
+        session: bytes | None,
     ) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(
             compress=False, max_msg_size=INBOUND_BYTES_MAX + 1, heartbeat=30.0, autoping=True
@@ -514,7 +539,7 @@ class ConsoleFeeds:
         transport = request.transport
         assert transport is not None
         feed = await self.feed(merchant)
-        await feed.serve(ws, ConsoleSocket(ws, transport, branch, since_ms))
+        await feed.serve(ws, ConsoleSocket(ws, transport, branch, since_ms, session))
         return ws
 
     async def _reap(self) -> None:

@@ -17,12 +17,16 @@ from typing import Any
 
 import aiohttp
 import msgpack
+import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
+from commerce.ids import MerchantId
 from streamserver.app import make_app
 from streamserver.config import Config
+from streamserver.keys import BUS
+from streamserver.realtime import consolefeed
 from tests.commerce_api import PASSWORD, Shop, buying, call, new_shopper, ok, open_shop
 from tests.conftest import Seeded, Server, seed
 
@@ -357,3 +361,44 @@ async def test_the_board_on_one_node_counts_an_order_placed_on_another(
         finally:
             for test_server, _ in servers:
                 await test_server.close()
+
+
+async def test_a_console_is_closed_when_its_session_ends(
+    server: Server, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consolefeed, "REFRESH_S", 0.2)  # sessions are checked this often
+    shop = await open_shop(server, seeded)
+    async with console(server, branch_console(shop, 0), shop.franchisee[0]) as mine:
+        await mine.until("snapshot")
+        await ok(server, "DELETE", "/api/sessions/me", None, shop.franchisee[0])
+        async with asyncio.timeout(DEADLINE_S):
+            message = await mine.ws.receive()
+            while message.type is WSMsgType.BINARY:  # frames already on their way
+                message = await mine.ws.receive()
+        assert message.type is WSMsgType.CLOSE
+        assert mine.ws.close_code == 1008
+    assert await refused(server, branch_console(shop, 0), shop.franchisee[0]) == 401
+
+
+async def test_a_feed_that_falls_behind_starts_its_consoles_over_from_a_snapshot(
+    server: Server, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consolefeed, "QUEUE_MAX", 1)
+    shop = await open_shop(server, seeded)
+    order = await place(server, shop)
+    async with console(server, branch_console(shop, 0), shop.franchisee[0]) as mine:
+        await mine.until("snapshot")
+        event = {"type": "order", "order": order["id"], "branch": seeded.branches[0]}
+        bus = server.app[BUS]
+        for _ in range(2):  # no await yields between these: the second finds the queue full
+            await bus.publish_personal(MerchantId(seeded.merchant), event)
+        async with asyncio.timeout(DEADLINE_S):
+            message = await mine.ws.receive()
+            while message.type is WSMsgType.BINARY:
+                message = await mine.ws.receive()
+        assert message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR)
+    async with console(server, branch_console(shop, 0), shop.franchisee[0]) as again:
+        snapshot = await again.until("snapshot")
+        assert [o["id"] for o in snapshot["orders"]] == [order["id"]]
+        await place(server, shop)  # the new feed hears of orders again
+        await again.until("order", lambda d: d["order"]["id"] != order["id"])
