@@ -120,3 +120,63 @@ async def test_a_franchisee_cannot_open_another_branchs_console(
     await mine.wait_for_url(re.compile(r"/signin\?next="))
     assert "/signin" in mine.url
     await expect(mine.get_by_label("Email")).to_be_visible()
+
+
+async def test_hq_runs_branches_catalog_stock_terms_and_shows_from_its_console(
+    server: Server, seeded: Seeded, open_page: OpenPage
+) -> None:
+    shop = await open_shop(server, seeded, stock=(10, 7))
+    await add_staff(server, shop, "hq@chali.example", None)
+    hq = await sign_in(open_page, "/hq", "hq@chali.example")
+    await expect(hq.locator("#merchant-name")).to_have_text("Cha Li")
+
+    # A new branch gets a row on the board and in the stock table; then it closes.
+    await hq.get_by_label("New branch").fill("Jing'an")
+    await hq.get_by_label("Latitude").fill("31.2286")
+    await hq.get_by_label("Longitude").fill("121.4480")
+    await hq.get_by_role("button", name="Add branch").click()
+    await expect(hq.locator("#branch-message")).to_contain_text("Added Jing'an")
+    await expect(hq.locator("#board-rows tr")).to_have_count(3)
+    jingan = hq.locator("#branches tr").filter(has=hq.get_by_label("Name of Jing'an"))
+    await jingan.get_by_role("button", name="Close").click()
+    await expect(jingan.get_by_role("button", name="Open")).to_be_visible()
+    branches = (await ok(server, "GET", f"/api/merchants/{seeded.merchant}", None, shop.operator))[
+        "branches"
+    ]
+    assert [(b["name"], b["is_open"], b["lat"]) for b in branches][2] == ("Jing'an", False, 31.2286)
+
+    # A product with two variants, and stock arriving at Pudong.
+    await hq.get_by_label("Product name").fill("Osmanthus oolong")
+    await hq.get_by_label("Variants").fill("250 g tin | 68.00\n500 g tin | 128")
+    await hq.get_by_role("button", name="Add product").click()
+    await expect(hq.locator("#product-message")).to_contain_text("with 2 variant(s)")
+    await expect(hq.locator("#stock tr")).to_have_count(3)
+    await hq.get_by_label("Stock arriving").select_option(label="500 g tin")
+    await hq.get_by_label("at branch").select_option(label="Pudong")
+    await hq.get_by_label("Units").fill("24")
+    await hq.get_by_role("button", name="Receive").click()
+    await expect(hq.locator("#receipt-message")).to_contain_text("24 now available")
+    row = hq.locator("#stock tr").filter(has_text="500 g tin")
+    await expect(row.locator("td").last).to_have_text("24")
+
+    # Terms in percent become basis points.
+    await hq.get_by_label("HQ commission (%)").fill("8.5")
+    await hq.get_by_label("Cashback (%)").fill("2")
+    await hq.get_by_role("button", name="Save terms").click()
+    await expect(hq.locator("#terms-message")).to_contain_text("Saved")
+    terms = await ok(server, "GET", f"/api/merchants/{seeded.merchant}/terms", None, shop.operator)
+    assert (terms["commission_rate_bp"], terms["cashback_rate_bp"]) == (850, 200)
+
+    # A new show: the host key is shown once, with the WHIP URL for OBS.
+    await hq.get_by_label("New show title").fill("Winter tasting")
+    await hq.get_by_role("button", name="Create show").click()
+    await expect(hq.locator("#show-secret")).to_be_visible()
+    whip = await hq.locator("#secret-whip-url").inner_text()
+    assert re.fullmatch(rf"{re.escape(server.base)}/whip/s_[a-z2-7]+", whip)
+    token = await hq.locator("#secret-token").inner_text()
+    show_id = whip.rsplit("/", 1)[1]
+    host = {"Authorization": f"Bearer {token}"}
+    await ok(server, "GET", f"/api/shows/{show_id}/pace", None, host)  # the key works
+    await expect(hq.locator("#shows .show-item")).to_have_count(2)
+    await expect(hq.locator("#shows .show-item").first).to_contain_text("Winter tasting")
+    await expect(hq.locator("#board-show")).to_have_text("Winter tasting")  # the newest
