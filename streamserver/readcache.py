@@ -15,7 +15,8 @@ Expiry is checked on every use (auth.py), whatever the cache holds.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar, cast
 
 from cachetools import TTLCache
 
@@ -23,6 +24,9 @@ from commerce.catalog import Branch
 from commerce.ids import BranchId, ShowId
 from commerce.shows import Show
 from streamserver.store.port import Session, Store
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 TTL_S: Final = 1.0
 SINGLE_NODE_SESSION_TTL_S: Final = 300.0
@@ -38,19 +42,13 @@ class ReadCache:
         self._sessions: TTLCache[bytes, Session | None] = TTLCache(SIZE_MAX, session_ttl_s)
 
     async def show(self, show_id: ShowId) -> Show | None:
-        if show_id not in self._shows:
-            self._shows[show_id] = await self._store.show(show_id)
-        return self._shows.get(show_id)
+        return await _through(self._shows, show_id, self._store.show)
 
     async def branch(self, branch_id: BranchId) -> Branch | None:
-        if branch_id not in self._branches:
-            self._branches[branch_id] = await self._store.branch(branch_id)
-        return self._branches.get(branch_id)
+        return await _through(self._branches, branch_id, self._store.branch)
 
     async def session(self, token_sha256: bytes) -> Session | None:
-        if token_sha256 not in self._sessions:
-            self._sessions[token_sha256] = await self._store.session(token_sha256)
-        return self._sessions.get(token_sha256)
+        return await _through(self._sessions, token_sha256, self._store.session)
 
     def forget_show(self, show_id: ShowId) -> None:
         self._shows.pop(show_id, None)
@@ -60,3 +58,16 @@ class ReadCache:
 
     def forget_session(self, token_sha256: bytes) -> None:
         self._sessions.pop(token_sha256, None)
+
+
+_ABSENT: Final = object()
+
+
+async def _through(
+    cache: TTLCache[K, V | None], key: K, load: Callable[[K], Awaitable[V | None]]
+) -> V | None:
+    """One lookup on a hit (it is every purchase's path, three times)."""
+    value = cache.get(key, _ABSENT)
+    if value is _ABSENT:
+        value = cache[key] = await load(key)
+    return cast("V | None", value)
