@@ -15,8 +15,9 @@ Expiry is checked on every use (auth.py), whatever the cache holds.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Final, TypeVar, cast
+from typing import Final, Generic, TypeVar, cast
 
 from cachetools import TTLCache
 
@@ -35,39 +36,63 @@ SIZE_MAX: Final = 10_000
 
 class ReadCache:
     def __init__(self, store: Store, ttl_s: float = TTL_S, *, single_node: bool = False) -> None:
-        self._store = store
-        self._shows: TTLCache[ShowId, Show | None] = TTLCache(SIZE_MAX, ttl_s)
-        self._branches: TTLCache[BranchId, Branch | None] = TTLCache(SIZE_MAX, ttl_s)
-        session_ttl_s = SINGLE_NODE_SESSION_TTL_S if single_node else ttl_s
-        self._sessions: TTLCache[bytes, Session | None] = TTLCache(SIZE_MAX, session_ttl_s)
+        self._shows = _Through(store.show, ttl_s)
+        self._branches = _Through(store.branch, ttl_s)
+        self._sessions = _Through(
+            store.session, SINGLE_NODE_SESSION_TTL_S if single_node else ttl_s
+        )
 
     async def show(self, show_id: ShowId) -> Show | None:
-        return await _through(self._shows, show_id, self._store.show)
+        return await self._shows.get(show_id)
 
     async def branch(self, branch_id: BranchId) -> Branch | None:
-        return await _through(self._branches, branch_id, self._store.branch)
+        return await self._branches.get(branch_id)
 
     async def session(self, token_sha256: bytes) -> Session | None:
-        return await _through(self._sessions, token_sha256, self._store.session)
+        return await self._sessions.get(token_sha256)
 
     def forget_show(self, show_id: ShowId) -> None:
-        self._shows.pop(show_id, None)
+        self._shows.forget(show_id)
 
     def forget_branch(self, branch_id: BranchId) -> None:
-        self._branches.pop(branch_id, None)
+        self._branches.forget(branch_id)
 
     def forget_session(self, token_sha256: bytes) -> None:
-        self._sessions.pop(token_sha256, None)
+        self._sessions.forget(token_sha256)
 
 
 _ABSENT: Final = object()
 
 
-async def _through(
-    cache: TTLCache[K, V | None], key: K, load: Callable[[K], Awaitable[V | None]]
-) -> V | None:
-    """One lookup on a hit (it is every purchase's path, three times)."""
-    value = cache.get(key, _ABSENT)
-    if value is _ABSENT:
-        value = cache[key] = await load(key)
-    return cast("V | None", value)
+class _Through(Generic[K, V]):
+    """A TTL cache in front of one store read. Concurrent misses of a key share one read:
+    when a show's entry expires under a flash sale, hundreds of purchases miss together."""
+
+    def __init__(self, load: Callable[[K], Awaitable[V | None]], ttl_s: float) -> None:
+        self._load = load
+        self._cache: TTLCache[K, V | None] = TTLCache(SIZE_MAX, ttl_s)
+        self._loading: dict[K, asyncio.Task[V | None]] = {}
+
+    async def get(self, key: K) -> V | None:
+        value = self._cache.get(key, _ABSENT)  # one lookup on a hit: every purchase's path
+        if value is not _ABSENT:
+            return cast("V | None", value)
+        loading = self._loading.get(key)
+        if loading is None:  # a task, so a caller that goes away cancels no one else's read
+            loading = self._loading[key] = asyncio.ensure_future(self._fill(key))
+        return await asyncio.shield(loading)
+
+    async def _fill(self, key: K) -> V | None:
+        this = asyncio.current_task()
+        try:
+            value = await self._load(key)
+            if self._loading.get(key) is this:  # not forgotten while it was read
+                self._cache[key] = value
+            return value
+        finally:
+            if self._loading.get(key) is this:
+                del self._loading[key]
+
+    def forget(self, key: K) -> None:
+        self._cache.pop(key, None)
+        self._loading.pop(key, None)  # a read in flight may predate the change: not kept
