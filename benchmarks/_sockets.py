@@ -180,7 +180,13 @@ class Client:
                     in_progress -= 1
                     failed += conn.state == CLOSED
         opened = sum(c.state == OPEN for c in self.conns)
-        return {"opened": opened, "failed": failed, "seconds": time.monotonic() - started}
+        closed = [sum(c.state != OPEN and c.target == t for c in self.conns) for t in range(2)]
+        return {
+            "opened": opened,
+            "failed": failed,
+            "not_open_per_target": closed,
+            "seconds": time.monotonic() - started,
+        }
 
     def _on_event(self, conn: Conn, events: int) -> None:
         sock = conn.sock

@@ -4,12 +4,12 @@ One socket per shopper per branch room. The hub keeps, per show it serves on thi
 node, the state a room renders (status, cards, stock per branch, the last sequence
 number applied) and updates it from the bus; so a join's snapshot is built from memory.
 
-Fan-out: an event is rendered and encoded once per room (each branch sees its own
-stock), the frame bytes are built once, and the same bytes are written to every
-socket's transport, with no await (shared notes: about 8 µs a socket, most of it the
-kernel's). A socket whose unsent bytes pass the bound is dropped at once: a stalled
-client never delays anyone and is never buffered without limit; it resumes with its
-last sequence number. Writing frames directly is correct because compression is off.
+Fan-out: an event is applied here at once and rendered and encoded once per room
+(each branch sees its own stock); the frame is queued for the room's sockets and the
+show's writer (fanout.py) writes it, joined with whatever else was queued meanwhile,
+off the publisher's request. A socket whose unsent bytes pass the bound is dropped at
+once: a stalled client never delays anyone and is never buffered without limit; it
+resumes with its last sequence number.
 """
 
 from __future__ import annotations
@@ -39,29 +39,16 @@ from streamserver.realtime.envelope import (
     decode_client,
     encode,
 )
+from streamserver.realtime.fanout import HOLDING, Client, Sender, ShowFanout, bound_socket, reset
+from streamserver.realtime.sendpool import SendPool, socket_fd
 from streamserver.store import codec
 from streamserver.store.port import Store
 
 logger = logging.getLogger(__name__)
 
-SEND_BUFFER_BYTES_MAX: Final = 256 * 1024
 HELLO_TIMEOUT_S: Final = 10.0
 ERRORS_MAX: Final = 5  # bad messages tolerated before the socket is closed
 VIEWERS_INTERVAL_S: Final = 2.0
-
-
-@dataclass(eq=False, slots=True)
-class Client:
-    """One shopper's socket in one branch room."""
-
-    ws: web.WebSocketResponse
-    transport: asyncio.Transport
-    show: ShowId
-    branch: BranchId
-    shopper: str | None
-    errors: int = 0
-    # While a resuming client is being caught up, live frames wait here (seq, frame).
-    held: list[tuple[int, bytes]] | None = None
 
 
 @dataclass(eq=False)
@@ -75,6 +62,7 @@ class ShowState:
     seq: int
     rooms: dict[BranchId, set[Client]] = field(default_factory=lambda: defaultdict(set))
     unsubscribe: Unsubscribe | None = None
+    fanout: ShowFanout | None = None
     viewers_sent: dict[BranchId, int] = field(default_factory=dict)
 
     def view(self, card: Card, branch: BranchId) -> CardView:
@@ -114,6 +102,9 @@ class Hub:
         self._by_shopper: dict[str, set[Client]] = defaultdict(set)
         self._personal: dict[MerchantId, Unsubscribe] = {}
         self._ticker: asyncio.Task[None] | None = None
+        self._pool = SendPool()
+        self._sender = Sender(self._drop_slow)
+        self._stopped: list[ShowFanout] = []  # unloaded shows' writers, awaited on close
         self.dropped_slow = 0
 
     def start(self) -> None:
@@ -136,8 +127,13 @@ class Hub:
         for state in self._shows.values():
             if state.unsubscribe is not None:
                 state.unsubscribe()
+            if state.fanout is not None:
+                self._stopped.append(state.fanout)
         for unsubscribe in self._personal.values():
             unsubscribe()
+        for fanout in self._stopped:
+            await fanout.close()
+        self._pool.close()
 
     def sockets(self) -> int:
         return sum(len(c) for s in self._shows.values() for c in s.rooms.values())
@@ -165,7 +161,8 @@ class Hub:
         await ws.prepare(request)
         transport = request.transport
         assert transport is not None
-        client = Client(ws, transport, show.id, branch.id, shopper)
+        bound_socket(transport)
+        client = Client(ws, transport, socket_fd(transport), show.id, branch.id, shopper)
         try:
             await self._serve(client, show, branch)
         finally:
@@ -208,13 +205,22 @@ class Hub:
 
     def _error(self, client: Client, reason: str) -> None:
         client.errors += 1
+        frame = binary_frame(encode("error", self._position(client), {"reason": reason}))
+        self._sender.send(client, frame)
+
+    def _position(self, client: Client) -> int:
+        """The seq a frame with no number of its own carries: the last one this socket
+        was sent (the room's, before it has any), so a client's resume point never runs
+        ahead of the frames it really has."""
+        if client.seq != HOLDING:
+            return client.seq
         state = self._shows.get(client.show)
-        seq = 0 if state is None else state.seq
-        self._send(client, binary_frame(encode("error", seq, {"reason": reason})))
+        return 0 if state is None else state.seq
 
     async def _join(self, client: Client, state: ShowState, last_seq: int | None) -> None:
         if last_seq is None:
-            self._send(client, self._snapshot(state, client.branch))
+            self._sender.send(client, self._snapshot(state, client.branch))
+            client.seq = state.seq  # frames still queued for the room up to here: skipped
             self._enter(client, state)
             return
         # In the room first, holding live frames, so nothing applied while the bus
@@ -222,21 +228,32 @@ class Hub:
         client.held = []
         self._enter(client, state)
         missed = await self._bus.since(client.show, last_seq)
-        held, client.held = client.held, None
+        if client not in state.rooms[client.branch]:
+            return  # dropped meanwhile
+        held, client.held = client.held or [], None
         first_live = held[0][0] if held else state.seq + 1
         replay = None if missed is None else [p for p in missed if p.seq < first_live]
+        frames: list[tuple[int, bytes]] = []
         if (
             replay is None
             or (replay and replay[0].seq != last_seq + 1)
             or any(p.seq > state.seq for p in replay)
         ):
-            self._send(client, self._snapshot(state, client.branch))
-            held = [(seq, frame) for seq, frame in held if seq > state.seq]
+            self._sender.send(client, self._snapshot(state, client.branch))
+            client.seq = state.seq
         else:
-            for published in replay:
-                self._send(client, self._room_frame(state, published, client.branch))
-        for _, frame in held:
-            self._send(client, frame)
+            client.seq = last_seq
+            frames = [(p.seq, self._room_frame(state, p, client.branch)) for p in replay]
+        frames += held
+        # Each number once, in order: a frame queued before this socket entered the
+        # room can be both in the bus's answer and among the held ones.
+        fresh = []
+        for seq, frame in frames:
+            if seq > client.seq:
+                fresh.append(frame)
+                client.seq = seq
+        if fresh:
+            self._sender.send(client, b"".join(fresh))
 
     def _enter(self, client: Client, state: ShowState) -> None:
         state.rooms[client.branch].add(client)
@@ -244,6 +261,7 @@ class Hub:
             self._by_shopper[client.shopper].add(client)
 
     def _leave(self, client: Client) -> None:
+        client.seq, client.held = HOLDING, None  # a pass under way skips it from now on
         state = self._shows.get(client.show)
         if state is not None:
             state.rooms[client.branch].discard(client)
@@ -263,6 +281,11 @@ class Hub:
         if state.unsubscribe is not None:
             state.unsubscribe()
             state.unsubscribe = None
+        if state.fanout is not None:
+            state.fanout.stop()
+            self._stopped = [f for f in self._stopped if not f.stopped()]
+            self._stopped.append(state.fanout)
+            state.fanout = None
 
     # -- show state ---------------------------------------------------------------------
 
@@ -293,6 +316,7 @@ class Hub:
         for (branch, sku), level in levels.items():
             stock[sku][branch] = level.available
         state = ShowState(fresh, branches, cards, dict(stock), seq)
+        state.fanout = ShowFanout(state.rooms, self._pool, self._sender)
         for published in early:
             self._on_event(state, published)
         # The same subscription goes on, now feeding the state directly.
@@ -312,15 +336,12 @@ class Hub:
             return  # already applied (seen while loading)
         _apply(state, published.event)
         state.seq = published.seq
+        fanout = state.fanout
+        if fanout is None:
+            return  # unloaded: no socket left
         for branch, clients in state.rooms.items():
-            if not clients:
-                continue
-            frame = self._room_frame(state, published, branch)  # encoded once per room
-            for client in list(clients):
-                if client.held is not None:
-                    client.held.append((published.seq, frame))
-                else:
-                    self._send(client, frame)
+            if clients:  # encoded once per room, written by the show's writer
+                fanout.queue(branch, published.seq, self._room_frame(state, published, branch))
 
     def _on_personal(self, event: Event) -> None:
         if event.get("type") == "branch":  # a branch edited: rooms render it from now on
@@ -333,9 +354,8 @@ class Hub:
         if not clients:
             return
         for client in list(clients):
-            shown = self._shows.get(client.show)
-            seq = 0 if shown is None else shown.seq  # personal frames carry the room's seq
-            self._send(client, binary_frame(encode("order", seq, event)))
+            frame = binary_frame(encode("order", self._position(client), event))
+            self._sender.send(client, frame)
 
     # -- frames -------------------------------------------------------------------------
 
@@ -393,25 +413,18 @@ class Hub:
         logger.warning("unknown show event %r", kind)
         return nop
 
-    def _send(self, client: Client, frame: bytes) -> None:
-        transport = client.transport
-        if transport.is_closing():
-            return
-        if transport.get_write_buffer_size() > SEND_BUFFER_BYTES_MAX:
-            self._drop_slow(client)
-            return
-        transport.write(frame)
-
     def _drop_slow(self, client: Client) -> None:
         """Too far behind: leave the room now, cut the connection; it resumes by seq."""
         self.dropped_slow += 1
         self._leave(client)
-        client.transport.abort()
+        reset(client.transport)
 
     async def _send_viewer_counts(self) -> None:
         while True:
             await asyncio.sleep(VIEWERS_INTERVAL_S)
             for state in self._shows.values():
+                if state.fanout is None:
+                    continue
                 for branch, clients in state.rooms.items():
                     count = len(clients)
                     if not clients:
@@ -421,8 +434,7 @@ class Hub:
                         continue
                     state.viewers_sent[branch] = count
                     frame = binary_frame(encode("viewers", state.seq, {"count": count}))
-                    for client in list(clients):
-                        self._send(client, frame)
+                    state.fanout.queue(branch, None, frame)  # after the frames up to seq
 
 
 def _apply(state: ShowState, event: Event) -> None:
