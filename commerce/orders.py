@@ -323,6 +323,12 @@ def next_state(order: Order, action: Action) -> OrderState | None:
     return TRANSITIONS[order.fulfillment].get(order.state, {}).get(action)
 
 
+def awaits_pickup(order: Order) -> bool:
+    """Whether the counter can hand `order` over against its code now: what the stores
+    index by (fulfilling branch, pickup code)."""
+    return order.pickup_code is not None and next_state(order, Action.PICK_UP) is not None
+
+
 def mark_ready(order: Order, now_ms: int) -> Planned | Refusal:
     return _transition(order, Action.MARK_READY, now_ms, ())
 

@@ -13,7 +13,7 @@ from aiohttp import web
 from commerce import ledger, orders
 from commerce.access import Actor, may_act, may_read_order
 from commerce.ids import BranchId, MerchantId, OrderId
-from commerce.orders import Action, FulfillmentKind, Order, OrderState, Planned
+from commerce.orders import Action, Order, Planned
 from commerce.plan import Reason, Refusal
 from streamserver.api.orders import apply_transition, now_ms, present_order
 from streamserver.auth import ACTOR
@@ -117,16 +117,20 @@ async def post_pickup(request: web.Request) -> web.Response:
     code = data.get("code")
     if not isinstance(code, str) or not code.isdigit() or len(code) != 6:
         raise BadInput("code", "the pickup code has 6 digits")
+    chosen = data.get("order")  # only needed when two waiting orders share the code
+    if chosen is not None and not isinstance(chosen, str):
+        raise BadInput("order", "order must be an order id")
     waiting = [
         o
-        for o in await request.app[STORE].orders(actor.merchant, branch=branch, limit=1000)
-        if o.fulfillment is FulfillmentKind.PICKUP
-        and o.ship_from == branch
-        and o.state in (OrderState.PLACED, OrderState.READY)
-        and o.pickup_code == code
+        for o in await request.app[STORE].awaiting_pickup(actor.merchant, branch, code)
+        if chosen is None or o.id == chosen
     ]
-    if len(waiting) != 1:
+    if not waiting:
         return refusal_response(Refusal(Reason.WRONG_PICKUP_CODE, field="code"))
+    if len(waiting) > 1:  # six digits: rare, but two waiting orders may share a code
+        ids = ", ".join(sorted(o.id for o in waiting))
+        detail = f"waiting orders {ids} share this code: send the order's id as well"
+        return refusal_response(Refusal(Reason.WRONG_PICKUP_CODE, field="order", detail=detail))
     order = waiting[0]
     if not may_act(actor, order, Action.PICK_UP):
         return refusal_response(Refusal(Reason.FORBIDDEN))

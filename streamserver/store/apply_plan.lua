@@ -41,7 +41,7 @@ local K_TRANSFERS, K_TRANSFERS_BY_TIME, K_CUSTOMER, K_EXPIRY = 6, 7, 8, 9
 local K_OUTBOX, K_STOCK_INDEX, K_QUEUE_POS = 10, 11, 12
 local GROUP = 'fulfillment'
 local GUARD_SIZE = {3, 3, 4, 3, 3, 2, 2}  -- code and fields, by code
-local WRITE_SIZE = {7, 4, 4, 8, 3, 8, 4, 5, 3, 2, 3, 3, 2}
+local WRITE_SIZE = {7, 4, 4, 8, 3, 11, 4, 5, 3, 2, 3, 3, 2}
 
 local A = cmsgpack.unpack(ARGV[1])
 
@@ -222,7 +222,9 @@ local function write(i)
     redis.call('HINCRBY', KEYS[K_BALANCE], A[i + 3], A[i + 4])
   elseif code == 5 then  -- CountBought: "shopper|sku", qty
     redis.call('HINCRBY', KEYS[K_BOUGHT], A[i + 1], A[i + 2])
-  elseif code == 6 then  -- PutOrder: id, state, body, placed_at_ms, k_selling, k_fulfilling, k_shopper
+  elseif code == 6 then
+    -- PutOrder: id, state, body, placed_at_ms, k_selling, k_fulfilling, k_shopper,
+    -- k_pickup (0: not a pickup order), "<code>:<order>", awaits pickup (1 or 0)
     local id, placed = A[i + 1], A[i + 4]
     if redis.call('HSET', KEYS[K_ORDERS], id, A[i + 3], 'state:' .. id, A[i + 2]) == 2 then
       redis.call('ZADD', KEYS[A[i + 5]], placed, id)  -- new: index it once
@@ -230,6 +232,13 @@ local function write(i)
         redis.call('ZADD', KEYS[A[i + 6]], placed, id)
       end
       redis.call('ZADD', KEYS[A[i + 7]], placed, id)
+    end
+    if A[i + 8] ~= 0 then  -- the counter finds waiting orders by code (ZRANGEBYLEX)
+      if A[i + 10] == 1 then
+        redis.call('ZADD', KEYS[A[i + 8]], 0, A[i + 9])
+      else
+        redis.call('ZREM', KEYS[A[i + 8]], A[i + 9])
+      end
     end
   elseif code == 7 then  -- RememberKey: k_record, "<order> <digest>", expires_at_ms
     redis.call('SET', KEYS[A[i + 1]], A[i + 2], 'PXAT', A[i + 3])

@@ -162,6 +162,9 @@ class Store(Protocol):
         self, merchant_id: MerchantId, selling: BranchId, shopper: ShopperId, skus: Sequence[SkuId]
     ) -> OrderingView | None: ...
     async def order(self, merchant_id: MerchantId, order_id: OrderId) -> Order | None: ...
+    async def awaiting_pickup(
+        self, merchant_id: MerchantId, branch: BranchId, code: str
+    ) -> list[Order]: ...  # orders.awaits_pickup, fulfilled by `branch`, with that code
     async def orders(
         self,
         merchant_id: MerchantId,

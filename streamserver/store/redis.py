@@ -47,7 +47,7 @@ from commerce.ids import (
     SkuId,
 )
 from commerce.ledger import Transfer, stored_value
-from commerce.orders import Order, OrderingView
+from commerce.orders import Order, OrderingView, awaits_pickup
 from commerce.plan import (
     AckFulfillment,
     AppendOutbox,
@@ -118,7 +118,8 @@ FIXED_KEYS: Final = (
 # columns; "key:<shopper>:<key>" idempotency record "<order> <digest>", expiring;
 # "orders:branch:<branch>" and "orders:shopper:<shopper>" zsets of orders by
 # placed_at_ms (a branch's lists what it sold and what it fulfils); "customers:<branch>"
-# zset of shoppers by first touch; "queue:<branch>" stream with consumer group GROUP.
+# zset of shoppers by first touch; "queue:<branch>" stream with consumer group GROUP;
+# "pickup:<branch>" zset (all scores 0) of "<pickup code>:<order>" awaiting pickup there.
 
 # Global keys: looked up by id alone or across merchants; never inside the script. On a
 # Cluster they live in other slots than the merchants' keys, hence separate commands.
@@ -239,6 +240,7 @@ class _Batch:
                 case CountBought(shopper, sku, qty):
                     ops += (5, f"{shopper}|{sku}", qty)
                 case PutOrder(o):
+                    pickup = 0 if o.pickup_code is None else key(f"pickup:{o.ship_from}")
                     ops += (
                         6,
                         o.id,
@@ -248,6 +250,9 @@ class _Batch:
                         key(f"orders:branch:{o.branch}"),
                         key(f"orders:branch:{o.ship_from}"),
                         key(f"orders:shopper:{o.shopper}"),
+                        pickup,
+                        f"{o.pickup_code}:{o.id}",
+                        int(awaits_pickup(o)),
                     )
                 case AppendOutbox(event):
                     ops += (13, _json(codec.event_to_dict(event)))
@@ -450,6 +455,17 @@ class RedisStore:
     async def order(self, merchant_id: MerchantId, order_id: OrderId) -> Order | None:
         body = await self._redis.hget(prefix(merchant_id) + "orders", order_id)
         return None if body is None else codec.order_from_dict(json.loads(body))
+
+    async def awaiting_pickup(
+        self, merchant_id: MerchantId, branch: BranchId, code: str
+    ) -> list[Order]:
+        p = prefix(merchant_id)
+        members = await self._redis.zrangebylex(f"{p}pickup:{branch}", f"[{code}:", f"({code};")
+        if not members:
+            return []
+        ids = [str(member).partition(":")[2] for member in members]
+        bodies = await self._redis.hmget(p + "orders", ids)
+        return [codec.order_from_dict(json.loads(body)) for body in bodies if body is not None]
 
     async def orders(
         self,

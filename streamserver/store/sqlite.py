@@ -45,7 +45,7 @@ from commerce.ids import (
     SkuId,
 )
 from commerce.ledger import Transfer, stored_value
-from commerce.orders import Order, OrderingView
+from commerce.orders import Order, OrderingView, awaits_pickup
 from commerce.plan import (
     AckFulfillment,
     AppendOutbox,
@@ -173,6 +173,11 @@ CREATE TABLE IF NOT EXISTS orders (
 CREATE INDEX IF NOT EXISTS orders_by_branch ON orders(merchant, branch, placed_at_ms);
 CREATE INDEX IF NOT EXISTS orders_by_ship_from ON orders(merchant, ship_from, placed_at_ms);
 CREATE INDEX IF NOT EXISTS orders_by_shopper ON orders(merchant, shopper, placed_at_ms);
+CREATE TABLE IF NOT EXISTS pickup_wait (
+    merchant TEXT NOT NULL, order_id TEXT NOT NULL, branch TEXT NOT NULL, code TEXT NOT NULL,
+    PRIMARY KEY (merchant, order_id)
+);
+CREATE INDEX IF NOT EXISTS pickup_wait_by_code ON pickup_wait(merchant, branch, code);
 CREATE TABLE IF NOT EXISTS idempotency (
     merchant TEXT NOT NULL, shopper TEXT NOT NULL, key TEXT NOT NULL, digest TEXT NOT NULL,
     order_id TEXT NOT NULL, expires_at_ms INTEGER NOT NULL,
@@ -281,7 +286,11 @@ class SqliteStore:
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         db = self._connect()
+        had_pickup_index = _has_table(db, "pickup_wait")
         db.executescript(SCHEMA)
+        if not had_pickup_index:  # a data dir from before the index: fill it once
+            with db:
+                _index_waiting_pickups(db)
         self._writer = threading.Thread(
             target=self._write_loop, args=(db,), name="sqlite-write", daemon=True
         )
@@ -462,6 +471,20 @@ class SqliteStore:
                 "SELECT body FROM orders WHERE merchant = ? AND id = ?", (merchant_id, order_id)
             ).fetchone()
             return None if row is None else codec.order_from_dict(json.loads(row[0]))
+
+        return await self._read(read)
+
+    async def awaiting_pickup(
+        self, merchant_id: MerchantId, branch: BranchId, code: str
+    ) -> list[Order]:
+        def read(conn: sqlite3.Connection) -> list[Order]:
+            rows = conn.execute(
+                "SELECT o.body FROM pickup_wait p JOIN orders o"
+                " ON o.merchant = p.merchant AND o.id = p.order_id"
+                " WHERE p.merchant = ? AND p.branch = ? AND p.code = ?",
+                (merchant_id, branch, code),
+            )
+            return [codec.order_from_dict(json.loads(body)) for (body,) in rows]
 
         return await self._read(read)
 
@@ -1052,6 +1075,16 @@ def _write_one(db: sqlite3.Connection, m: MerchantId, write: Write) -> StockChan
                     codec.dumps(codec.order_to_dict(order)),
                 ),
             )
+            if awaits_pickup(order):
+                db.execute(
+                    "INSERT OR IGNORE INTO pickup_wait (merchant, order_id, branch, code)"
+                    " VALUES (?, ?, ?, ?)",
+                    (m, order.id, order.ship_from, order.pickup_code),
+                )
+            elif order.pickup_code is not None:
+                db.execute(
+                    "DELETE FROM pickup_wait WHERE merchant = ? AND order_id = ?", (m, order.id)
+                )
         case RememberKey(shopper, key, digest, order, expires_at_ms):
             db.execute(
                 "INSERT OR REPLACE INTO idempotency"
@@ -1156,6 +1189,23 @@ def _load(conn: sqlite3.Connection, m: MerchantId, shopper: ShopperId, missing: 
         ).fetchone()
         bought[sku] = row[0] if row else 0
     return Loaded(m, shopper, catalog, levels, bought)
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return row.fetchone() is not None
+
+
+def _index_waiting_pickups(conn: sqlite3.Connection) -> None:
+    rows = conn.execute("SELECT merchant, body FROM orders").fetchall()
+    for merchant, body in rows:
+        order = codec.order_from_dict(json.loads(body))
+        if awaits_pickup(order):
+            conn.execute(
+                "INSERT OR IGNORE INTO pickup_wait (merchant, order_id, branch, code)"
+                " VALUES (?, ?, ?, ?)",
+                (merchant, order.id, order.ship_from, order.pickup_code),
+            )
 
 
 def _terms(conn: sqlite3.Connection, merchant_id: MerchantId) -> Terms:

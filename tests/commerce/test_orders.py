@@ -40,6 +40,7 @@ from commerce.orders import (
     OrderState,
     PlaceOrder,
     Planned,
+    awaits_pickup,
     cancel,
     collect,
     deliver,
@@ -708,6 +709,18 @@ def test_the_transition_table_is_the_documented_lifecycle() -> None:
         for action, after in actions.items()
     }
     assert table == EXPECTED
+
+
+@pytest.mark.parametrize(
+    ("kind", "state"), list(itertools.product(FulfillmentKind, OrderState)), ids=str
+)
+def test_an_order_awaits_pickup_exactly_when_the_counter_may_hand_it_over(
+    kind: FulfillmentKind, state: OrderState
+) -> None:
+    order = an_order(kind, state)
+    expected = kind is PICKUP and state in (S.PLACED, S.READY)
+    assert awaits_pickup(order) is expected
+    assert awaits_pickup(order) is (EXPECTED.get((kind, state, Action.PICK_UP)) is not None)
 
 
 @pytest.mark.parametrize(

@@ -222,3 +222,34 @@ async def test_a_refund_claws_back_what_is_left_of_spent_cashback(world: World) 
     assert await world.level(world.near, world.cake) == (5, 5, 0, 0)  # back on the shelf
     await step(world, orders.Action.CANCEL, third.id)
     assert await store.stored_value(m, frank) == StoredValue(Amount(100), Amount(0))
+
+
+async def test_the_counter_finds_an_order_by_its_code_only_while_it_awaits_pickup(
+    world: World,
+) -> None:
+    """However many orders came since (the code is an index, not a scan of the latest)."""
+    await world.receive(world.near, world.tea, 10)
+    await world.receive(world.far, world.tea, 10)
+
+    async def waiting() -> set[OrderId]:
+        found = await world.store.awaiting_pickup(world.merchant, world.near.id, PICKUP_CODE)
+        elsewhere = await world.store.awaiting_pickup(world.merchant, world.far.id, PICKUP_CODE)
+        assert not elsewhere  # nothing is fulfilled by the far branch
+        return {o.id for o in found}
+
+    first = await world.place(world.command(shopper(), [(world.tea, 1)]))
+    second = await world.place(world.command(shopper(), [(world.tea, 1)]))  # the same code
+    delivered = world.command(shopper(), [(world.tea, 1)], fulfillment=FulfillmentKind.DELIVERY)
+    await world.place(delivered)
+    assert await world.store.awaiting_pickup(world.merchant, world.near.id, "000000") == []
+    assert await waiting() == {first.id, second.id}
+
+    await step(world, orders.Action.MARK_READY, first.id)
+    found = await world.store.awaiting_pickup(world.merchant, world.near.id, PICKUP_CODE)
+    assert {o.id: o.state for o in found} == {
+        first.id: OrderState.READY,
+        second.id: OrderState.PLACED,
+    }
+    await step(world, orders.Action.PICK_UP, first.id)
+    await step(world, orders.Action.CANCEL, second.id)
+    assert await waiting() == set()

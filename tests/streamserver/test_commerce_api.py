@@ -300,3 +300,51 @@ async def test_signing_out_ends_the_session_at_once(server: Server, shop: Shop) 
     await ok(server, "DELETE", "/api/sessions/me", headers=mei)
     status, _ = await call(server, "GET", "/api/me/orders", headers=mei)
     assert status == 401  # even though this node had just looked the session up
+
+
+async def test_the_first_buyer_of_a_flash_sale_still_picks_up_by_code(
+    server: Server, seeded: Seeded
+) -> None:
+    """The counter finds a waiting order by its code however many orders came since."""
+    shop = await open_shop(server, seeded, stock=(1200, 0))
+    a = seeded.branches[0]
+    body = {"lines": [{"sku": shop.sku, "qty": 1}], "fulfillment": "pickup"}
+    buyers = [await new_shopper(server, shop, f"S{i}") for i in range(50)]
+    first = await ok(server, "POST", shop.room_orders(0), body, buying(buyers[0]))
+    for _ in range(21):  # 1,050 newer orders
+        await asyncio.gather(
+            *(ok(server, "POST", shop.room_orders(0), body, buying(b)) for b in buyers)
+        )
+    picked = await ok(
+        server,
+        "POST",
+        f"/api/branches/{a}/pickups",
+        {"code": first["pickup_code"]},
+        shop.franchisee[0],
+    )
+    assert (picked["id"], picked["state"]) == (first["id"], "picked_up")
+
+
+async def test_two_waiting_orders_with_one_code_are_told_apart_by_id(
+    server: Server, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("streamserver.api.orders.pickup_code", lambda: "424242")
+    a = shop.seeded.branches[0]
+    body = {"lines": [{"sku": shop.sku, "qty": 1}], "fulfillment": "pickup"}
+    mei, lin = await new_shopper(server, shop, "Mei"), await new_shopper(server, shop, "Lin")
+    hers = await ok(server, "POST", shop.room_orders(0), body, buying(mei))
+    his = await ok(server, "POST", shop.room_orders(0), body, buying(lin))
+    pickups = f"/api/branches/{a}/pickups"
+    status, both = await call(server, "POST", pickups, {"code": "424242"}, shop.franchisee[0])
+    assert (status, both["error"], both["field"]) == (400, "wrong_pickup_code", "order")
+    assert hers["id"] in both["message"]
+    assert his["id"] in both["message"]
+    picked = await ok(
+        server, "POST", pickups, {"code": "424242", "order": his["id"]}, shop.franchisee[0]
+    )
+    assert (picked["id"], picked["state"]) == (his["id"], "picked_up")
+    # Now only hers waits under that code: the code alone finds it.
+    picked = await ok(server, "POST", pickups, {"code": "424242"}, shop.franchisee[0])
+    assert picked["id"] == hers["id"]
+    status, _ = await call(server, "POST", pickups, {"code": "424242"}, shop.franchisee[0])
+    assert status == 400
