@@ -8,8 +8,10 @@ Every party has its own process, all on loopback:
   started with PYTHONPATH pointing at a generated `sitecustomize.py` that wraps
   `LocalBus.publish` (the embedded bus) to log `FANOUT-PUBLISH <seq> <start> <end>` on
   stderr: CLOCK_REALTIME just before the bus hands the event to the hub and just after
-  the hub has written the frame to every socket (LocalBus calls its listeners inline).
-  Nothing else changes; the server, the store (SQLite) and the hub are the real ones.
+  (the hub applies it and queues its frames), and `ShowFanout._pass` to log
+  `FANOUT-PASS <start> <end> <writes>` for each of the show's write passes (the hub
+  writes off the publisher's request). Nothing else changes; the server, the store
+  (SQLite) and the hub are the real ones.
 - the naive baseline: benchmarks/naive_fanout.py, the same URLs and frames, broadcasting
   with `await ws.send_bytes(msgpack.packb(...))` per socket; it logs the same line.
 - the shoppers: benchmarks/_sockets.py client processes (--client-procs, default 2),
@@ -25,15 +27,19 @@ price (Bearer host token) and we measure, per card:
   server's publish start (the wrapped `publish`; for the naive server, the start of
   its loop). Reported p50/p99/max over the sockets (median over --repeats cards), with
   clients that pause reading while the card goes out (so they take no CPU from the
-  server) and with clients that keep reading (all of it on the same 2 cores).
+  server: they read only once the server has written it everywhere, for lianbo once
+  a write pass begun after the publish has ended) and with clients that keep reading
+  (all of it on the same 2 cores).
   `from_request_p99_ms` is measured from just before the host's PATCH is sent instead
   (adds HTTP parsing, auth and the store writes before the publish).
 - burst: 10 PATCHes sent at once; messages/s = 10 * K / (last socket's stamp of its
-  10th card - first publish start). Meanwhile another client GETs /api/health every
-  5 ms: `http_probe_max_ms` is how long the server's event loop kept it waiting.
-- server CPU per socket: psutil user+system of the server process over the paused
-  single-card fan-outs, minus the same PATCHes with no socket open, / K; psutil counts
-  in 10 ms ticks, so also the main thread's exact figure (/proc/PID/task/PID/schedstat)
+  10th card - first publish start). Meanwhile, until the clients have all ten, another
+  client GETs /api/health every 5 ms: `http_probe_max_ms` is how long the server's
+  event loop kept it waiting.
+- server CPU per socket: psutil user+system of the server process from before the
+  PATCH until the clients have the card, over the paused single cards, minus the same
+  PATCHes with no socket open, / K; psutil counts in 10 ms ticks, so also every
+  thread's exact figure (/proc/PID/task/*/schedstat: lianbo's send helpers write too)
   and the psutil figure over the 30 fan-outs of the paused bursts. On loopback this
   includes the kernel's receive work for the client's socket, run inside the send().
 - RSS per idle connection: (RSS with K idle sockets - RSS with none) / K, and the CPU
@@ -188,8 +194,20 @@ class Server:
             elif match := PASS.match(line):
                 start, end, writes = (int(g) for g in match.groups())
                 self.passes.append((start, end, writes))
+                self.published.set()
             else:
                 self.tail = [*self.tail[-50:], line]
+
+    async def written(self, seqs: list[int], limit_s: float = 30) -> None:
+        """Until the server has written these publishes to every socket: lianbo in a
+        write pass begun after the last of them (the naive loop within its publish)."""
+        if self.name != "lianbo":
+            return
+        after = max(self.publishes[s][0] for s in seqs)
+        async with asyncio.timeout(limit_s):
+            while not any(start >= after for start, _, _ in self.passes):
+                self.published.clear()
+                await self.published.wait()
 
     async def published_since(self, index: int, count: int, limit_s: float = 30) -> list[int]:
         """The seqs of the next `count` publishes after `index` (waiting for their lines)."""
@@ -674,6 +692,7 @@ class Bench:
         requested = time.time_ns()
         await self.patch(server)
         (seq,) = await server.published_since(index, 1)
+        await server.written([seq])  # paused clients read only once it has all gone out
         records, answers = await self.clients.collect(target, 1, 20)
         # After the clients have it all: lianbo writes after the PATCH has been answered.
         cpu = server.cpu_s() - cpu0
@@ -712,6 +731,7 @@ class Bench:
         await self.burst_patches(server)
         answered = time.time_ns()
         seqs = await server.published_since(index, BURST)
+        await server.written(seqs)
         records, _ = await self.clients.collect(target, BURST, 60)
         collected = time.time_ns()
         # Only now: lianbo goes on writing after the PATCHes have been answered.

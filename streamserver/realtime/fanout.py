@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 SEND_BUFFER_BYTES_MAX: Final = 256 * 1024  # unsent bytes past which a socket is dropped
 NOTSENT_LOWAT_BYTES: Final = 64 * 1024  # unsent bytes the kernel takes before send() stops
-SLICE_SOCKETS: Final = 2048  # sockets written between two yields to the loop
+SLICE_SOCKETS: Final = 1024  # sockets written between two yields to the loop (~5 ms)
 HOLDING: Final = sys.maxsize  # Client.seq of a socket that takes no live frames now
 
 
