@@ -1157,7 +1157,8 @@ def burst_cpu_us(bursts: list[dict[str, Any]], per_patch_s: float, k: int) -> fl
 
 def fanout_profile(path: Path) -> dict[str, Any]:
     """From py-spy's raw (collapsed) stacks: where the fan-out's samples end up."""
-    loop_frames = ("Hub._on_event", "broadcast (")
+    # lianbo writes in its show writer's passes (loop thread and send helpers alike).
+    loop_frames = ("ShowFanout._pass", "write_share (", "broadcast (")
     total = kernel = 0
     leaves: dict[str, int] = {}
     for line in path.read_text().splitlines():
@@ -1167,7 +1168,10 @@ def fanout_profile(path: Path) -> dict[str, Any]:
         n = int(count)
         frames = stack.split(";")
         total += n
-        if any(f.startswith(("send (libc", "sock_send")) for f in frames[-3:]):
+        if any(
+            f.startswith(("send (libc", "sock_send", "write (libc", "os_write"))
+            for f in frames[-3:]
+        ):
             kernel += n
         leaf = frames[-1]
         leaves[leaf] = leaves.get(leaf, 0) + n
