@@ -1,4 +1,6 @@
-"""Releases pickup reservations nobody collected, once they are due.
+"""Releases pickup reservations nobody collected, once they are due, and drops
+sessions past their expiry (they are refused anyway; this keeps the store from growing
+with every guest who ever signed in).
 
 A sweeper over the store's index of due times (DESIGN.md: never key-expiry events).
 Idempotent: expiring an order someone just acted on is refused by the plan's
@@ -20,6 +22,7 @@ from streamserver.store.port import Applied, Store
 logger = logging.getLogger(__name__)
 
 BATCH_MAX: Final = 200
+SESSIONS_PER_ROUND_MAX: Final = 1000
 OnApplied = Callable[[Order, Applied], Awaitable[None]]
 
 
@@ -46,6 +49,7 @@ async def run_sweeper(store: Store, interval_s: float, on_applied: OnApplied) ->
             expired = await sweep_once(store, on_applied)
             if expired:
                 logger.info("released %d unpicked pickup order(s)", expired)
+            await store.forget_expired_sessions(now_ms(), SESSIONS_PER_ROUND_MAX)
         except Exception:  # keep sweeping: the next round retries what failed
             logger.exception("expiry sweep failed")
         await asyncio.sleep(interval_s)

@@ -222,6 +222,7 @@ CREATE TABLE IF NOT EXISTS shopper (
 CREATE TABLE IF NOT EXISTS session (
     token_sha256 BLOB PRIMARY KEY, actor TEXT NOT NULL, expires_at_ms INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS session_by_expiry ON session(expires_at_ms);
 """
 
 _STOCK_COLUMNS: Final = {
@@ -727,6 +728,16 @@ class SqliteStore:
             return Session(codec.actor_from_dict(json.loads(row[0])), int(row[1]))
 
         return await self._read(read)
+
+    async def forget_expired_sessions(self, now_ms: int, limit: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM session WHERE token_sha256 IN"
+                " (SELECT token_sha256 FROM session WHERE expires_at_ms <= ? LIMIT ?)",
+                (now_ms, limit),
+            ).rowcount
+
+        return await self._write(delete)
 
     async def delete_session(self, token_sha256: bytes) -> None:
         await self._write(

@@ -283,3 +283,15 @@ async def test_a_session_is_found_by_its_token_digest_until_deleted(world: World
     assert await store.session(hashlib.sha256(b"another").digest()) is None
     await store.delete_session(digest)
     assert await store.session(digest) is None
+
+
+async def test_expired_sessions_are_forgotten_and_live_ones_kept(world: World) -> None:
+    store = world.store
+    actor = Actor(role=Role.SHOPPER, merchant=world.merchant, shopper=ShopperId(new_id("u_")))
+    now = now_ms()
+    live, stale = (hashlib.sha256(new_id("token-").encode()).digest() for _ in range(2))
+    await store.create_session(live, Session(actor, now + 3_600_000))
+    await store.create_session(stale, Session(actor, now - 1))  # already over
+    await store.forget_expired_sessions(now, limit=10_000)
+    assert await store.session(stale) is None
+    assert await store.session(live) == Session(actor, now + 3_600_000)
