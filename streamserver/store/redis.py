@@ -92,7 +92,12 @@ from streamserver.store.port import (
     StoredValue,
     User,
 )
-from streamserver.store.redis_rows import branch_from_row, prefix, sku_from_row
+from streamserver.store.redis_rows import (
+    branch_from_row,
+    branches_from_rows,
+    prefix,
+    sku_from_row,
+)
 from streamserver.store.redis_views import OrderingViews
 
 BATCH_PLANS_MAX: Final = 64  # per script call: ~2 ms of Redis time; 2+ calls in flight overlap
@@ -905,8 +910,7 @@ def _branch_body(branch: Branch, seq: int) -> str:
 
 
 def _branches(merchant: MerchantId, rows: dict[str, str]) -> list[Branch]:
-    decoded = sorted((json.loads(body) for body in rows.values()), key=lambda d: int(d["seq"]))
-    return [branch_from_row(merchant, d) for d in decoded]
+    return branches_from_rows(merchant, rows.values())
 
 
 def _conforms(store: RedisStore) -> Store:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from typing import Any
 
 from commerce.catalog import Branch, Sku
@@ -24,6 +26,12 @@ def branch_from_row(merchant: MerchantId, d: dict[str, Any]) -> Branch:
         lng=d["lng"],
         is_open=bool(d["is_open"]),
     )
+
+
+def branches_from_rows(merchant: MerchantId, bodies: Iterable[str]) -> list[Branch]:
+    """A merchant's branches hash (JSON values) in the order they were created."""
+    decoded = sorted((json.loads(body) for body in bodies), key=lambda d: int(d["seq"]))
+    return [branch_from_row(merchant, d) for d in decoded]
 
 
 def sku_from_row(merchant: MerchantId, d: dict[str, Any]) -> Sku:

@@ -28,7 +28,7 @@ from commerce.ids import BranchId, MerchantId, ShopperId, SkuId
 from commerce.orders import OrderingView
 from commerce.pricing import Offer
 from streamserver.store import codec
-from streamserver.store.redis_rows import branch_from_row, prefix, sku_from_row
+from streamserver.store.redis_rows import branches_from_rows, prefix, sku_from_row
 
 VIEWS_PER_CALL_MAX: Final = 128
 DECODED_MAX: Final = 4096
@@ -161,8 +161,7 @@ class OrderingViews:
 
 @functools.lru_cache(maxsize=64)
 def _branches(merchant: MerchantId, flat: tuple[str, ...]) -> tuple[Branch, ...]:
-    decoded = sorted((json.loads(body) for body in flat[1::2]), key=lambda d: int(d["seq"]))
-    return tuple(branch_from_row(merchant, d) for d in decoded)
+    return tuple(branches_from_rows(merchant, flat[1::2]))  # HGETALL: field, value, ...
 
 
 @functools.lru_cache(maxsize=64)
