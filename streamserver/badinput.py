@@ -6,10 +6,10 @@ handler never builds an error response for malformed input itself.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 JSON_BODY_BYTES_MAX = 64 * 1024
@@ -30,8 +30,8 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     if len(body) > JSON_BODY_BYTES_MAX:
         raise BadInput(None, f"body is larger than {JSON_BODY_BYTES_MAX} bytes", status=413)
     try:
-        value = json.loads(body or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        value = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError as exc:
         raise BadInput(None, f"body is not JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise BadInput(None, "body must be a JSON object")

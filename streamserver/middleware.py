@@ -18,6 +18,7 @@ from streamserver.badinput import BadInput
 from streamserver.origins import SAFE_METHODS, is_allowed_origin
 from streamserver.relay.offer import BadOffer
 from streamserver.relay.sessions import RelayError
+from streamserver.responses import json_response
 from streamserver.routes import ACCESS
 
 logger = logging.getLogger(__name__)
@@ -38,40 +39,53 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     body: dict[str, str] = {"error": code, "message": message}
     if field is not None:
         body["field"] = field
-    response = web.json_response(body, status=status)
+    response = json_response(body, status=status)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="lianbo"'
     return response
 
 
 @web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request's way in: Origin and access checks, errors as JSON, CORS headers.
+
+    One middleware rather than one per concern: each layer costs a coroutine and a
+    wrapper per request, about a tenth of a purchase's CPU for four of them.
+    """
     try:
-        return await handler(request)
+        check_origin(request)
+        required = ACCESS.get(request.match_info.route.handler)
+        if required is not None and request.method != "OPTIONS":
+            await check_access(request, required)
+        response = await handler(request)
     except BadInput as exc:
-        return error_response(exc.status, "bad_input", exc.message, exc.field)
+        response = error_response(exc.status, "bad_input", exc.message, exc.field)
     except BadOffer as exc:
-        return error_response(400, "bad_offer", str(exc), "sdp")
+        response = error_response(400, "bad_offer", str(exc), "sdp")
     except RelayError as exc:
-        code = type(exc).__name__.lower()
-        response = error_response(exc.status, code, str(exc))
+        response = error_response(exc.status, type(exc).__name__.lower(), str(exc))
         if exc.status == 503:
             response.headers["Retry-After"] = "2"
-        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        # 404/405/409/410 from handlers and the router: the same JSON shape as the rest.
-        message = exc.text if exc.text and exc.text != exc.reason else exc.reason
-        response = error_response(exc.status, exc.reason.lower().replace(" ", "_"), message)
-        for name, value in exc.headers.items():
-            if name.lower() not in ("content-type", "content-length"):
-                response.headers[name] = value
-        return response
+        response = _http_error(exc)
+    if request.path.startswith(CORS_PREFIXES):
+        response.headers.update(CORS_HEADERS)
+    return response
 
 
-@web.middleware
-async def same_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _http_error(exc: web.HTTPException) -> web.Response:
+    """404/405/409/410 from handlers and the router: the same JSON shape as the rest."""
+    message = exc.text if exc.text and exc.text != exc.reason else exc.reason
+    response = error_response(exc.status, exc.reason.lower().replace(" ", "_"), message)
+    for name, value in exc.headers.items():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value
+    return response
+
+
+def check_origin(request: web.Request) -> None:
     """Refuse a state-changing request that a foreign page made a browser send (CSRF).
 
     SameSite=Lax keeps the session cookie off cross-site POSTs; this also covers pages
@@ -81,31 +95,12 @@ async def same_origin(request: web.Request, handler: Handler) -> web.StreamRespo
     """
     origin = request.headers.get("Origin")
     if origin is None or request.method in SAFE_METHODS or bearer_token(request) is not None:
-        return await handler(request)
+        return
     cookieless_media = SESSION_COOKIE not in request.cookies and request.path.startswith(
         CORS_PREFIXES
     )
     if not cookieless_media and not is_allowed_origin(origin, request):
         raise BadInput("Origin", f"requests from {origin} may not change anything here", 403)
-    return await handler(request)
-
-
-@web.middleware
-async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
-    route_handler = request.match_info.route.handler
-    required = ACCESS.get(route_handler)
-    if required is not None and request.method != "OPTIONS":
-        await check_access(request, required)
-    return await handler(request)
-
-
-@web.middleware
-async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith(CORS_PREFIXES):
-        return await handler(request)
-    response = await handler(request)  # errors are responses by now (see `errors`)
-    response.headers.update(CORS_HEADERS)
-    return response
 
 
 async def no_stale_assets(request: web.Request, response: web.StreamResponse) -> None:
@@ -114,4 +109,4 @@ async def no_stale_assets(request: web.Request, response: web.StreamResponse) ->
         response.headers.setdefault("Cache-Control", "no-cache")
 
 
-MIDDLEWARES: Final = (cors, errors, same_origin, access)
+MIDDLEWARES: Final = (edge,)

@@ -7,6 +7,7 @@ from typing import Final
 from aiohttp import web
 
 from commerce.plan import Reason, Refusal
+from streamserver.responses import json_response
 
 STATUS: Final[dict[Reason, int]] = {
     Reason.KEY_REUSED: 409,
@@ -48,4 +49,4 @@ def refusal_response(refusal: Refusal) -> web.Response:
     }
     if refusal.field is not None:
         body["field"] = refusal.field
-    return web.json_response(body, status=STATUS[refusal.reason])
+    return json_response(body, status=STATUS[refusal.reason])

@@ -22,6 +22,7 @@ from streamserver.api.orders import now_ms
 from streamserver.badinput import BadInput, read_json_object, text_field
 from streamserver.ids import new_id
 from streamserver.keys import BUS, STORE
+from streamserver.responses import json_response
 from streamserver.store import codec
 
 TITLE_LENGTH_MAX = 120
@@ -71,7 +72,7 @@ async def post_card(request: web.Request) -> web.Response:
     await store.put_offer(show.merchant, card.offer())
     await store.put_card(show.merchant, card)
     await _publish(request, card, "card.shown", show.merchant)
-    return web.json_response(present_card(card), status=201)
+    return json_response(present_card(card), status=201)
 
 
 async def _find_card(request: web.Request) -> tuple[MerchantId, Card]:
@@ -90,7 +91,7 @@ async def patch_card(request: web.Request) -> web.Response:
     await store.put_offer(merchant, updated.offer())
     await store.put_card(merchant, updated)
     await _publish(request, updated, "card.updated", merchant)
-    return web.json_response(present_card(updated))
+    return json_response(present_card(updated))
 
 
 async def delete_card(request: web.Request) -> web.Response:
@@ -126,4 +127,4 @@ async def get_cards(request: web.Request) -> web.Response:
     for card in await store.cards(show.id):
         left = sum(level.available for (_, sku), level in levels.items() if sku == card.sku)
         pinned.append({**present_card(card), "stock_left": left})
-    return web.json_response({"cards": pinned})
+    return json_response({"cards": pinned})

@@ -20,6 +20,7 @@ from streamserver.api.merchants import ADDRESS_LENGTH_MAX, NAME_LENGTH_MAX, pres
 from streamserver.api.orders import now_ms
 from streamserver.badinput import BadInput, coordinate_field, read_json_object, text_field
 from streamserver.keys import BUS, READS, STOCK_FEED, STORE
+from streamserver.responses import json_response
 from streamserver.store import codec
 
 PRICE_MAX: Final = 10**9  # minor units: ten million yuan is no live-commerce price
@@ -53,7 +54,7 @@ def present_terms(terms: Terms) -> dict[str, Any]:
 
 
 async def get_terms(request: web.Request) -> web.Response:
-    return web.json_response(present_terms(await request.app[STORE].terms(_merchant(request))))
+    return json_response(present_terms(await request.app[STORE].terms(_merchant(request))))
 
 
 async def put_terms(request: web.Request) -> web.Response:
@@ -68,7 +69,7 @@ async def put_terms(request: web.Request) -> web.Response:
         pickup_hold_s=int_field(data, "pickup_hold_s", low=60, high=30 * 86400, default=7200),
     )
     await request.app[STORE].set_terms(_merchant(request), terms)
-    return web.json_response(present_terms(terms))
+    return json_response(present_terms(terms))
 
 
 def present_sku(sku: Sku) -> dict[str, Any]:
@@ -94,7 +95,7 @@ async def post_product(request: web.Request) -> web.Response:
             raise BadInput(f"skus[{i}].{exc.field}", exc.message) from None
         skus.append((sku_name, Amount(price)))
     product, made = await provisioning.create_product(request.app[STORE], merchant, name, skus)
-    return web.json_response(
+    return json_response(
         {"id": product.id, "name": product.name, "skus": [present_sku(s) for s in made]}, status=201
     )
 
@@ -103,7 +104,7 @@ async def get_catalog(request: web.Request) -> web.Response:
     store = request.app[STORE]
     merchant = _merchant(request)
     offers = await store.offers(merchant)
-    return web.json_response(
+    return json_response(
         {
             "skus": [
                 {**present_sku(s), "offer": _present_offer(offers.get(s.id))}
@@ -147,14 +148,14 @@ async def post_stock_receipt(request: web.Request) -> web.Response:
     qty = int_field(data, "qty", low=1, high=QTY_MAX)
     result = await provisioning.receive_stock(request.app[STORE], merchant, branch, sku, qty)
     request.app[STOCK_FEED].changed(merchant, result.stock)
-    return web.json_response(
+    return json_response(
         {"branch": branch, "sku": sku, "available": result.stock[0].available}, status=201
     )
 
 
 async def get_stock(request: web.Request) -> web.Response:
     levels = await request.app[STORE].stock(_merchant(request))
-    return web.json_response(
+    return json_response(
         {
             "stock": [
                 {
@@ -183,7 +184,7 @@ async def put_offer(request: web.Request) -> web.Response:
         limit_per_shopper=optional_int(data, "limit_per_shopper", low=1, high=QTY_MAX),
     )
     await request.app[STORE].put_offer(merchant, offer)
-    return web.json_response(_present_offer(offer))
+    return json_response(_present_offer(offer))
 
 
 async def delete_offer(request: web.Request) -> web.Response:
@@ -205,7 +206,7 @@ async def post_top_up(request: web.Request) -> web.Response:
     transfer = ledger.top_up_transfer(f"top_up:{secrets.token_hex(8)}", shopper, amount, now_ms())
     await store.apply(merchant, Plan((), (PostTransfer(transfer),)))
     value = await store.stored_value(merchant, shopper)
-    return web.json_response(
+    return json_response(
         {"balance": value.balance, "held": value.held, "spendable": value.spendable}, status=201
     )
 
@@ -240,7 +241,7 @@ async def patch_branch(request: web.Request) -> web.Response:
     await request.app[BUS].publish_personal(
         merchant, {"type": "branch", "branch": codec.branch_to_dict(updated)}
     )
-    return web.json_response(present_branch(updated))
+    return json_response(present_branch(updated))
 
 
 async def get_sales(request: web.Request) -> web.Response:
@@ -259,4 +260,4 @@ async def get_sales(request: web.Request) -> web.Response:
     rows.sort(key=lambda row: (-row[2]["sales"], row[1]))
     branches = [{"branch": b, "name": name, **numbers} for b, name, numbers in rows]
     totals = {k: sum(numbers[k] for _, _, numbers in rows) for k in figures}
-    return web.json_response({"branches": branches, "totals": totals})
+    return json_response({"branches": branches, "totals": totals})

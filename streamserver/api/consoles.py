@@ -21,6 +21,7 @@ from streamserver.badinput import BadInput
 from streamserver.keys import CONFIG, CONSOLES, READS, STORE
 from streamserver.origins import is_allowed_origin
 from streamserver.realtime.consolefeed import HORIZON_MS, PACE_WINDOW_MS
+from streamserver.responses import json_response
 
 SHOWS_LISTED_MAX: Final = 100
 
@@ -103,7 +104,7 @@ async def get_shows(request: web.Request) -> web.Response:
         }
         for show in (await store.shows(merchant))[:SHOWS_LISTED_MAX]
     ]
-    return web.json_response({"shows": listed})
+    return json_response({"shows": listed})
 
 
 async def get_pace(request: web.Request) -> web.Response:
@@ -112,7 +113,7 @@ async def get_pace(request: web.Request) -> web.Response:
     feed = await request.app[CONSOLES].feed(show.merchant)
     per_sku = feed.pace(now_ms())
     cards = await request.app[STORE].cards(show.id)
-    return web.json_response(
+    return json_response(
         {
             "window_s": PACE_WINDOW_MS // 1000,
             "cards": [

@@ -20,6 +20,7 @@ from streamserver.auth import ACTOR
 from streamserver.badinput import BadInput, read_json_object
 from streamserver.keys import STORE
 from streamserver.refusals import refusal_response
+from streamserver.responses import json_response
 from streamserver.store.port import Store
 
 ACTIONS: Final = {
@@ -65,17 +66,17 @@ async def get_queue(request: web.Request) -> web.Response:
         order = await store.order(actor.merchant, entry.order)
         if order is not None:
             queued.append({"entry": entry.id, "order": present_order(order, for_shopper=False)})
-    return web.json_response({"queue": queued})
+    return json_response({"queue": queued})
 
 
 async def get_branch_orders(request: web.Request) -> web.Response:
     actor, branch = _caller(request), _branch(request)
     found = await request.app[STORE].orders(actor.merchant, branch=branch)
-    return web.json_response({"orders": [present_order(o, for_shopper=False) for o in found]})
+    return json_response({"orders": [present_order(o, for_shopper=False) for o in found]})
 
 
 async def get_branch_order(request: web.Request) -> web.Response:
-    return web.json_response(present_order(await _visible_order(request), for_shopper=False))
+    return json_response(present_order(await _visible_order(request), for_shopper=False))
 
 
 async def post_order_action(request: web.Request) -> web.Response:
@@ -155,7 +156,7 @@ async def customers_of(
 async def get_customers(request: web.Request) -> web.Response:
     actor, branch = _caller(request), _branch(request)
     customers = await customers_of(request.app[STORE], actor.merchant, branch)
-    return web.json_response({"customers": customers})
+    return json_response({"customers": customers})
 
 
 def period(request: web.Request) -> tuple[int, int]:
@@ -193,4 +194,4 @@ async def statement_of(
 
 async def get_statement(request: web.Request) -> web.Response:
     actor = _caller(request)
-    return web.json_response(await statement_of(request, actor.merchant, _branch(request)))
+    return json_response(await statement_of(request, actor.merchant, _branch(request)))

@@ -11,6 +11,7 @@ from commerce.ids import MerchantId
 from streamserver import provisioning
 from streamserver.badinput import coordinate_field, read_json_object, text_field
 from streamserver.keys import STORE
+from streamserver.responses import json_response
 from streamserver.store import codec
 
 NAME_LENGTH_MAX = 120
@@ -30,7 +31,7 @@ async def post_merchant(request: web.Request) -> web.Response:
     data = await read_json_object(request)
     name = text_field(data, "name", length_max=NAME_LENGTH_MAX)
     merchant, token = await provisioning.create_merchant(request.app[STORE], name)
-    return web.json_response(
+    return json_response(
         {"merchant": present_merchant(merchant), "operator_token": token}, status=201
     )
 
@@ -41,7 +42,7 @@ async def get_merchant(request: web.Request) -> web.Response:
     if merchant is None:
         raise web.HTTPNotFound
     branches = await store.branches(merchant.id)
-    return web.json_response(
+    return json_response(
         {"merchant": present_merchant(merchant), "branches": [present_branch(b) for b in branches]}
     )
 
@@ -56,9 +57,9 @@ async def post_branch(request: web.Request) -> web.Response:
         lat=coordinate_field(data, "lat", bound=90),
         lng=coordinate_field(data, "lng", bound=180),
     )
-    return web.json_response(present_branch(branch), status=201)
+    return json_response(present_branch(branch), status=201)
 
 
 async def get_branches(request: web.Request) -> web.Response:
     branches = await request.app[STORE].branches(MerchantId(request.match_info["merchant"]))
-    return web.json_response({"branches": [present_branch(b) for b in branches]})
+    return json_response({"branches": [present_branch(b) for b in branches]})

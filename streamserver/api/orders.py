@@ -27,6 +27,7 @@ from streamserver.effects import after_apply
 from streamserver.ids import new_id, pickup_code
 from streamserver.keys import STORE
 from streamserver.refusals import refusal_response
+from streamserver.responses import json_response
 from streamserver.store.port import Applied, Replayed
 
 KEY_LENGTH_MAX: Final = 100
@@ -110,7 +111,7 @@ async def post_order(request: web.Request) -> web.Response:
             return await _replay(request, show.merchant, result.order)
         if isinstance(result, Applied):
             await after_apply(request.app, planned.order, result)
-            return web.json_response(present_order(planned.order, for_shopper=True), status=201)
+            return json_response(present_order(planned.order, for_shopper=True), status=201)
         retry = result.reason is Reason.SOLD_OUT and cmd.fulfillment is FulfillmentKind.DELIVERY
         if not (retry and attempt == 0):
             return refusal_response(result)
@@ -134,7 +135,7 @@ async def _refused_unless_replay(
 async def _replay(request: web.Request, merchant: MerchantId, order_id: OrderId) -> web.Response:
     order = await request.app[STORE].order(merchant, order_id)
     assert order is not None, "a remembered key names a stored order"
-    response = web.json_response(present_order(order, for_shopper=True), status=201)
+    response = json_response(present_order(order, for_shopper=True), status=201)
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
@@ -142,14 +143,14 @@ async def _replay(request: web.Request, merchant: MerchantId, order_id: OrderId)
 async def get_my_orders(request: web.Request) -> web.Response:
     actor = shopper_of(request)
     mine = await request.app[STORE].orders(actor.merchant, shopper=actor.shopper)
-    return web.json_response({"orders": [present_order(o, for_shopper=True) for o in mine]})
+    return json_response({"orders": [present_order(o, for_shopper=True) for o in mine]})
 
 
 async def get_my_balance(request: web.Request) -> web.Response:
     actor = shopper_of(request)
     assert actor.shopper is not None
     value = await request.app[STORE].stored_value(actor.merchant, actor.shopper)
-    return web.json_response(
+    return json_response(
         {"balance": value.balance, "held": value.held, "spendable": value.spendable}
     )
 
@@ -176,7 +177,7 @@ async def apply_transition(
         return refusal_response(result)
     assert isinstance(result, Applied), "only placing can replay"
     await after_apply(request.app, planned.order, result)
-    return web.json_response(present_order(planned.order, for_shopper=for_shopper))
+    return json_response(present_order(planned.order, for_shopper=for_shopper))
 
 
 # -- parsing --------------------------------------------------------------------------

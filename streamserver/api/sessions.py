@@ -25,6 +25,7 @@ from streamserver.badinput import BadInput, read_json_object, text_field
 from streamserver.ids import new_id, new_token
 from streamserver.keys import CONFIG, READS, SIGNIN_THROTTLE, STORE
 from streamserver.passwords import hash_password, verify_password
+from streamserver.responses import json_response
 from streamserver.store.port import Session, Store, User
 
 PASSWORD_LENGTH_MIN: Final = 10
@@ -85,7 +86,7 @@ async def _start_session(
     expires_at_ms = now_ms() + ttl_s * 1000
     await request.app[STORE].create_session(digest(token), Session(actor, expires_at_ms))
     body = {**present_actor(actor), "token": token, "expires_at_ms": expires_at_ms, **(extra or {})}
-    response = web.json_response(body, status=201)
+    response = json_response(body, status=201)
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -163,7 +164,7 @@ async def _choose_merchant(request: web.Request, matches: list[User]) -> web.Res
     for user in matches:
         found = await store.merchant(user.merchant)
         choices.append({"id": user.merchant, "name": found.name if found else user.merchant})
-    return web.json_response(
+    return json_response(
         {
             "error": "choose_merchant",
             "message": "this email signs in at several brands: choose one",
@@ -180,7 +181,7 @@ async def delete_session(request: web.Request) -> web.Response:
     if token is not None:
         await request.app[STORE].delete_session(digest(token))
         request.app[READS].forget_session(digest(token))
-    response = web.json_response({"signed_out": True})
+    response = json_response({"signed_out": True})
     response.del_cookie(
         SESSION_COOKIE, path="/", secure=request.secure, httponly=True, samesite="Lax"
     )
@@ -191,7 +192,7 @@ async def get_session(request: web.Request) -> web.Response:
     actor = request[ACTOR]
     assert actor is not None
     home = await home_path(request.app[STORE], actor)
-    return web.json_response({**present_actor(actor), "home": home})
+    return json_response({**present_actor(actor), "home": home})
 
 
 async def post_shopper(request: web.Request) -> web.Response:
@@ -238,6 +239,4 @@ async def post_user(request: web.Request) -> web.Response:
     )
     if user is None:
         raise BadInput("username", "that username is taken", status=409)
-    return web.json_response(
-        {"username": username, "role": user.role, "branch": branch}, status=201
-    )
+    return json_response({"username": username, "role": user.role, "branch": branch}, status=201)

@@ -17,6 +17,7 @@ from streamserver.api.merchants import present_branch
 from streamserver.auth import session_actor
 from streamserver.badinput import read_json_object, text_field
 from streamserver.keys import BUS, DURABILITY, HUB, READS, RELAY, STORE
+from streamserver.responses import json_response
 
 TITLE_LENGTH_MAX = 200
 
@@ -54,18 +55,18 @@ async def post_show(request: web.Request) -> web.Response:
         MerchantId(request.match_info["merchant"]),
         text_field(data, "title", length_max=TITLE_LENGTH_MAX),
     )
-    return web.json_response({**await present_show(request, show), "host_token": token}, status=201)
+    return json_response({**await present_show(request, show), "host_token": token}, status=201)
 
 
 async def get_show(request: web.Request) -> web.Response:
-    return web.json_response(await present_show(request, await find_show(request)))
+    return json_response(await present_show(request, await find_show(request)))
 
 
 async def get_room(request: web.Request) -> web.Response:
     show = await find_show(request)
     branch = await find_room_branch(request, show)
     counts = request.app[RELAY].viewer_counts(show.id)
-    return web.json_response(
+    return json_response(
         {
             "show": {"id": show.id, "title": show.title, "status": show.status},
             "branch": present_branch(branch),
@@ -86,13 +87,13 @@ async def post_show_end(request: web.Request) -> web.Response:
         await cards.unpin(request.app, show.merchant, card)
     await request.app[BUS].publish(show.id, {"type": "show.status", "status": status})
     await request.app[RELAY].end_show(show.id)
-    return web.json_response({"id": show.id, "status": status})
+    return json_response({"id": show.id, "status": status})
 
 
 async def get_health(request: web.Request) -> web.Response:
     """Liveness plus the counts an operator (and the leak test) watches."""
     durability = request.app[DURABILITY]
-    return web.json_response(
+    return json_response(
         {
             "status": "ok",
             "relay": request.app[RELAY].stats(),

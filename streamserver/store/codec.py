@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from commerce.access import Actor, Role
 from commerce.cards import Card
@@ -26,7 +27,7 @@ from commerce.pricing import Offer
 
 
 def dumps(value: dict[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(value).decode()
 
 
 def order_to_dict(order: Order) -> dict[str, Any]:

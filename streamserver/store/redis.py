@@ -23,13 +23,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Final, assert_never
 
 import msgpack
+import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -149,10 +149,6 @@ class BrokenInvariant(AssertionError):
     """A plan would break a store invariant (a bug in the core): it was not applied."""
 
 
-# codec.dumps's output, with one encoder made once (it builds one per call).
-_json: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -250,7 +246,7 @@ class _Batch:
                         6,
                         o.id,
                         o.state.value,
-                        _json(codec.order_to_dict(o)),
+                        orjson.dumps(codec.order_to_dict(o)),
                         o.placed_at_ms,
                         key(f"orders:branch:{o.branch}"),
                         key(f"orders:branch:{o.ship_from}"),
@@ -260,7 +256,7 @@ class _Batch:
                         int(awaits_pickup(o)),
                     )
                 case AppendOutbox(event):
-                    ops += (13, _json(codec.event_to_dict(event)))
+                    ops += (13, orjson.dumps(codec.event_to_dict(event)))
                 case EnqueueFulfillment(branch, order):
                     ops += (11, key(f"queue:{branch}"), order)
                 case RememberKey(shopper, idempotency_key, digest, order, expires_at_ms):
@@ -280,7 +276,7 @@ class _Batch:
                 case ReleaseHold(shopper, order, amount):
                     ops += (3, shopper, order, amount)
                 case PostTransfer(t):
-                    body = _json(codec.transfer_to_dict(t))
+                    body = orjson.dumps(codec.transfer_to_dict(t))
                     debit_shopper = t.debit[3:] if t.debit.startswith("sv:") else ""
                     ops += (4, t.id, t.debit, t.credit, t.amount, t.at_ms, body, debit_shopper)
                 case _:
@@ -426,8 +422,10 @@ class RedisStore:
                 # never miss one with something due.
                 await self._redis.sadd(EXPIRING, batch.merchant)
                 self._expiring_known.add(batch.merchant)
-            raw = await self._eval(batch.keys, msgpack.packb(batch.ops))
-            answers = json.loads(raw)
+            # use_bin_type=False: Redis's cmsgpack predates the bin type; JSON bodies are
+            # bytes here (orjson) and must reach Lua as strings.
+            raw = await self._eval(batch.keys, msgpack.packb(batch.ops, use_bin_type=False))
+            answers = orjson.loads(raw)
             assert len(answers) == len(batch.pending), "one answer per plan"
             for p, answer in zip(batch.pending, answers, strict=True):
                 if p.future.done():  # the caller was cancelled; the plan still counted
@@ -459,7 +457,7 @@ class RedisStore:
 
     async def order(self, merchant_id: MerchantId, order_id: OrderId) -> Order | None:
         body = await self._redis.hget(prefix(merchant_id) + "orders", order_id)
-        return None if body is None else codec.order_from_dict(json.loads(body))
+        return None if body is None else codec.order_from_dict(orjson.loads(body))
 
     async def awaiting_pickup(
         self, merchant_id: MerchantId, branch: BranchId, code: str
@@ -470,7 +468,7 @@ class RedisStore:
             return []
         ids = [str(member).partition(":")[2] for member in members]
         bodies = await self._redis.hmget(p + "orders", ids)
-        return [codec.order_from_dict(json.loads(body)) for body in bodies if body is not None]
+        return [codec.order_from_dict(orjson.loads(body)) for body in bodies if body is not None]
 
     async def orders(
         self,
@@ -499,7 +497,7 @@ class RedisStore:
         if not ranked:
             return []
         bodies = await self._redis.hmget(p + "orders", [order for order, _ in ranked])
-        found = [codec.order_from_dict(json.loads(b)) for b in bodies if b is not None]
+        found = [codec.order_from_dict(orjson.loads(b)) for b in bodies if b is not None]
         if shopper is not None and branch is not None:
             found = [o for o in found if branch in (o.branch, o.ship_from)]
         return found[:limit]
@@ -559,7 +557,7 @@ class RedisStore:
         if not ids:
             return []
         bodies = await self._redis.hmget(p + "transfers", ids)
-        return [codec.transfer_from_dict(json.loads(b)) for b in bodies if b is not None]
+        return [codec.transfer_from_dict(orjson.loads(b)) for b in bodies if b is not None]
 
     async def account_balances(self, merchant_id: MerchantId) -> dict[str, int]:
         """Every ledger account's stored balance (credits - debits)."""
@@ -615,7 +613,7 @@ class RedisStore:
         key = prefix(merchant_id) + "outbox"
         rows = await self._redis.xrange(key, f"0-{after_seq + 1}", "+", count=limit)
         return [
-            OutboxEntry(_stream_id(str(i))[1], codec.event_from_dict(json.loads(str(f["event"]))))
+            OutboxEntry(_stream_id(str(i))[1], codec.event_from_dict(orjson.loads(str(f["event"]))))
             for i, f in rows or []
             if f is not None
         ]
@@ -630,7 +628,7 @@ class RedisStore:
         if existing is None:
             seq = await self._redis.hincrby(p + "merchant", "card_seq", 1)
         else:
-            old = json.loads(existing)
+            old = orjson.loads(existing)
             seq = old["seq"]
             await self._redis.hdel(f"{p}pins:{old['card']['sku']}", f"{card.show}|{card.id}")
         body = codec.dumps({"card": codec.card_to_dict(card), "seq": seq})
@@ -642,7 +640,7 @@ class RedisStore:
         key = f"{p}cards:{show}"
         existing = await self._redis.hget(key, card)
         if existing is not None:
-            sku = json.loads(existing)["card"]["sku"]
+            sku = orjson.loads(existing)["card"]["sku"]
             await self._redis.hdel(key, card)
             await self._redis.hdel(f"{p}pins:{sku}", f"{show}|{card}")
 
@@ -651,7 +649,7 @@ class RedisStore:
         if merchant is None:
             return []
         rows = await self._redis.hvals(f"{prefix(merchant)}cards:{show}")
-        decoded = sorted((json.loads(r) for r in rows), key=lambda d: int(d["seq"]))
+        decoded = sorted((orjson.loads(r) for r in rows), key=lambda d: int(d["seq"]))
         return [codec.card_from_dict(d["card"]) for d in decoded]
 
     async def shows_pinning(self, merchant_id: MerchantId, sku: SkuId) -> list[ShowId]:
@@ -679,7 +677,7 @@ class RedisStore:
         body = await self._redis.hget(prefix(merchant_id) + "users", username)
         if body is None:
             return None
-        d = json.loads(body)
+        d = orjson.loads(body)
         return User(
             merchant=merchant_id,
             username=username,
@@ -713,7 +711,7 @@ class RedisStore:
         body = await self._redis.get(SESSION + token_sha256.hex())
         if body is None:
             return None
-        d = json.loads(body)
+        d = orjson.loads(body)
         return Session(codec.actor_from_dict(d["actor"]), int(d["expires_at_ms"]))
 
     async def delete_session(self, token_sha256: bytes) -> None:
@@ -735,7 +733,7 @@ class RedisStore:
         if existing is None:
             seq, product = await self._redis.hincrby(p + "merchant", "sku_seq", 1), sku.product
         else:
-            old = json.loads(existing)
+            old = orjson.loads(existing)
             seq, product = old["seq"], old["product"]
         body = {"id": sku.id, "product": product, "name": sku.name, "price": sku.price, "seq": seq}
         await self._redis.hset(p + "skus", sku.id, codec.dumps(body))
@@ -743,7 +741,7 @@ class RedisStore:
     async def skus(self, merchant_id: MerchantId) -> list[Sku]:
         """In the order they were first put."""
         rows = await self._redis.hvals(prefix(merchant_id) + "skus")
-        decoded = sorted((json.loads(r) for r in rows), key=lambda d: int(d["seq"]))
+        decoded = sorted((orjson.loads(r) for r in rows), key=lambda d: int(d["seq"]))
         return [sku_from_row(merchant_id, d) for d in decoded]
 
     async def put_offer(self, merchant_id: MerchantId, offer: Offer) -> None:
@@ -755,7 +753,7 @@ class RedisStore:
 
     async def offers(self, merchant_id: MerchantId) -> dict[SkuId, Offer]:
         rows = await self._redis.hvals(prefix(merchant_id) + "offers")
-        found = [codec.offer_from_dict(json.loads(r)) for r in rows]
+        found = [codec.offer_from_dict(orjson.loads(r)) for r in rows]
         return {o.sku: o for o in found}
 
     # -- directory ----------------------------------------------------------------------
@@ -779,7 +777,7 @@ class RedisStore:
 
     async def terms(self, merchant_id: MerchantId) -> Terms:
         body = await self._redis.hget(prefix(merchant_id) + "merchant", "terms")
-        return Terms() if body is None else codec.terms_from_dict(json.loads(body))
+        return Terms() if body is None else codec.terms_from_dict(orjson.loads(body))
 
     async def create_branch(self, branch: Branch) -> None:
         if not await self._redis.setnx(BRANCH_OWNER + branch.id, branch.merchant):
@@ -793,7 +791,7 @@ class RedisStore:
         p = prefix(branch.merchant)
         existing = await self._redis.hget(p + "branches", branch.id)
         if existing is not None:
-            seq = int(json.loads(existing)["seq"])
+            seq = int(orjson.loads(existing)["seq"])
             await self._redis.hset(p + "branches", branch.id, _branch_body(branch, seq))
 
     async def branch(self, branch_id: BranchId) -> Branch | None:
@@ -802,7 +800,7 @@ class RedisStore:
             return None
         m = MerchantId(str(merchant))
         body = await self._redis.hget(prefix(m) + "branches", branch_id)
-        return None if body is None else branch_from_row(m, json.loads(body))
+        return None if body is None else branch_from_row(m, orjson.loads(body))
 
     async def branches(self, merchant_id: MerchantId) -> list[Branch]:
         rows = await self._redis.hgetall(prefix(merchant_id) + "branches")
@@ -833,7 +831,7 @@ class RedisStore:
         body, status = await pipe.execute()
         if body is None or status is None:
             return None
-        title = json.loads(body)["title"]
+        title = orjson.loads(body)["title"]
         return Show(id=show_id, merchant=merchant, title=title, status=ShowStatus(status))
 
     async def shows(self, merchant_id: MerchantId) -> list[Show]:
@@ -846,7 +844,7 @@ class RedisStore:
         for show_id, body in bodies.items():
             status = statuses.get(show_id)
             if status is not None:
-                fields = json.loads(body)
+                fields = orjson.loads(body)
                 show = Show(
                     id=ShowId(str(show_id)),
                     merchant=merchant_id,

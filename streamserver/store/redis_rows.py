@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 from commerce.catalog import Branch, Sku
 from commerce.ids import Amount, BranchId, MerchantId, ProductId, SkuId
@@ -30,7 +31,7 @@ def branch_from_row(merchant: MerchantId, d: dict[str, Any]) -> Branch:
 
 def branches_from_rows(merchant: MerchantId, bodies: Iterable[str]) -> list[Branch]:
     """A merchant's branches hash (JSON values) in the order they were created."""
-    decoded = sorted((json.loads(body) for body in bodies), key=lambda d: int(d["seq"]))
+    decoded = sorted((orjson.loads(body) for body in bodies), key=lambda d: int(d["seq"]))
     return [branch_from_row(merchant, d) for d in decoded]
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Final
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
@@ -166,14 +166,14 @@ def _branches(merchant: MerchantId, flat: tuple[str, ...]) -> tuple[Branch, ...]
 
 @functools.lru_cache(maxsize=64)
 def _terms(body: str) -> Terms:
-    return codec.terms_from_dict(json.loads(body))
+    return codec.terms_from_dict(orjson.loads(body))
 
 
 @functools.lru_cache(maxsize=DECODED_MAX)
 def _sku(merchant: MerchantId, body: str) -> Sku:
-    return sku_from_row(merchant, json.loads(body))
+    return sku_from_row(merchant, orjson.loads(body))
 
 
 @functools.lru_cache(maxsize=DECODED_MAX)
 def _offer(body: str) -> Offer:
-    return codec.offer_from_dict(json.loads(body))
+    return codec.offer_from_dict(orjson.loads(body))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import queue
 import sqlite3
@@ -29,6 +28,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar, assert_never
+
+import orjson
 
 from commerce.access import Role
 from commerce.cards import Card
@@ -471,7 +472,7 @@ class SqliteStore:
             row = conn.execute(
                 "SELECT body FROM orders WHERE merchant = ? AND id = ?", (merchant_id, order_id)
             ).fetchone()
-            return None if row is None else codec.order_from_dict(json.loads(row[0]))
+            return None if row is None else codec.order_from_dict(orjson.loads(row[0]))
 
         return await self._read(read)
 
@@ -485,7 +486,7 @@ class SqliteStore:
                 " WHERE p.merchant = ? AND p.branch = ? AND p.code = ?",
                 (merchant_id, branch, code),
             )
-            return [codec.order_from_dict(json.loads(body)) for (body,) in rows]
+            return [codec.order_from_dict(orjson.loads(body)) for (body,) in rows]
 
         return await self._read(read)
 
@@ -509,7 +510,7 @@ class SqliteStore:
                 f"SELECT body FROM orders WHERE {where} ORDER BY placed_at_ms DESC, id LIMIT ?",
                 (*args, limit),
             ).fetchall()
-            return [codec.order_from_dict(json.loads(r[0])) for r in rows]
+            return [codec.order_from_dict(orjson.loads(r[0])) for r in rows]
 
         return await self._read(read)
 
@@ -543,7 +544,7 @@ class SqliteStore:
                 " ORDER BY rowid",
                 (merchant_id, from_ms, to_ms),
             ).fetchall()
-            return [codec.transfer_from_dict(json.loads(r[0])) for r in rows]
+            return [codec.transfer_from_dict(orjson.loads(r[0])) for r in rows]
 
         return await self._read(read)
 
@@ -598,7 +599,7 @@ class SqliteStore:
                 "SELECT seq, body FROM outbox WHERE merchant = ? AND seq > ? ORDER BY seq LIMIT ?",
                 (merchant_id, after_seq, limit),
             ).fetchall()
-            return [OutboxEntry(seq, codec.event_from_dict(json.loads(b))) for seq, b in rows]
+            return [OutboxEntry(seq, codec.event_from_dict(orjson.loads(b))) for seq, b in rows]
 
         return await self._read(read)
 
@@ -625,7 +626,7 @@ class SqliteStore:
     async def cards(self, show: ShowId) -> list[Card]:
         def read(conn: sqlite3.Connection) -> list[Card]:
             rows = conn.execute("SELECT body FROM card WHERE show = ? ORDER BY rowid", (show,))
-            return [codec.card_from_dict(json.loads(r[0])) for r in rows]
+            return [codec.card_from_dict(orjson.loads(r[0])) for r in rows]
 
         return await self._read(read)
 
@@ -725,7 +726,7 @@ class SqliteStore:
             ).fetchone()
             if row is None:
                 return None
-            return Session(codec.actor_from_dict(json.loads(row[0])), int(row[1]))
+            return Session(codec.actor_from_dict(orjson.loads(row[0])), int(row[1]))
 
         return await self._read(read)
 
@@ -798,7 +799,7 @@ class SqliteStore:
     async def offers(self, merchant_id: MerchantId) -> dict[SkuId, Offer]:
         def read(conn: sqlite3.Connection) -> dict[SkuId, Offer]:
             rows = conn.execute("SELECT body FROM offer WHERE merchant = ?", (merchant_id,))
-            offers = [codec.offer_from_dict(json.loads(r[0])) for r in rows]
+            offers = [codec.offer_from_dict(orjson.loads(r[0])) for r in rows]
             return {o.sku: o for o in offers}
 
         return await self._read(read)
@@ -1177,7 +1178,7 @@ def _load(conn: sqlite3.Connection, m: MerchantId, shopper: ShopperId, missing: 
             "SELECT id, merchant, product, name, price FROM sku WHERE merchant = ?", (m,)
         ).fetchall()
         offers = [
-            codec.offer_from_dict(json.loads(body))
+            codec.offer_from_dict(orjson.loads(body))
             for (body,) in conn.execute("SELECT body FROM offer WHERE merchant = ?", (m,))
         ]
         catalog = Catalog(
@@ -1210,7 +1211,7 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
 def _index_waiting_pickups(conn: sqlite3.Connection) -> None:
     rows = conn.execute("SELECT merchant, body FROM orders").fetchall()
     for merchant, body in rows:
-        order = codec.order_from_dict(json.loads(body))
+        order = codec.order_from_dict(orjson.loads(body))
         if awaits_pickup(order):
             conn.execute(
                 "INSERT OR IGNORE INTO pickup_wait (merchant, order_id, branch, code)"
@@ -1223,7 +1224,7 @@ def _terms(conn: sqlite3.Connection, merchant_id: MerchantId) -> Terms:
     row = conn.execute("SELECT terms FROM merchant WHERE id = ?", (merchant_id,)).fetchone()
     if row is None or row[0] is None:
         return Terms()
-    return codec.terms_from_dict(json.loads(row[0]))
+    return codec.terms_from_dict(orjson.loads(row[0]))
 
 
 def _branches(conn: sqlite3.Connection, merchant_id: MerchantId) -> list[Branch]:
