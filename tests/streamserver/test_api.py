@@ -75,7 +75,9 @@ async def test_bad_branch_input_is_refused_naming_the_field(
         assert (await r.json())["field"] == field
 
 
-@pytest.mark.parametrize("body", [b"{", b"[1, 2]", b"\xff\xfe", b'"name"', b'{"name": "Ok", "lng": Infinity}'])
+@pytest.mark.parametrize(
+    "body", [b"{", b"[1, 2]", b"\xff\xfe", b'"name"', b'{"name": "Ok", "lng": Infinity}']
+)
 async def test_a_body_that_is_not_a_json_object_is_a_400(server: Server, body: bytes) -> None:
     async with server.http.post(server.url("/api/merchants"), data=body) as r:
         assert r.status == 400
