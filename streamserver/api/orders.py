@@ -7,10 +7,10 @@ it to the store; no business rule lives here (STYLE.md "How a request flows").
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from typing import Any, Final
 
+import orjson
 from aiohttp import web
 
 from commerce import orders
@@ -242,5 +242,5 @@ def _address(data: dict[str, Any]) -> str:
 
 def _digest(data: dict[str, Any], branch: str) -> str:
     """What makes two requests "the same body" for idempotency: the body and the room."""
-    canonical = json.dumps([branch, data], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    canonical = orjson.dumps([branch, data], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
