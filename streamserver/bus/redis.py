@@ -30,6 +30,7 @@ from streamserver.bus.port import (
     ShowListener,
     Unsubscribe,
 )
+from streamserver.store.redis_wire import Script, Wire
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ class RedisBus:
     def __init__(self, url: str) -> None:
         pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=32, timeout=10)
         self._redis = aioredis.Redis(connection_pool=pool)
-        self._script = self._redis.register_script(PUBLISH)
+        self._wire = Wire(url)  # publishing: one pipelined connection (store/redis_wire.py)
+        self._publish = Script(PUBLISH)
         self._listeners: dict[ShowId, set[ShowListener]] = defaultdict(set)
         self._personal: dict[MerchantId, set[MerchantListener]] = defaultdict(set)
         self._personal_out: dict[MerchantId, tuple[list[Event], asyncio.Future[None]]] = {}
@@ -90,15 +92,17 @@ class RedisBus:
                 await self._reader
         if self._pubsub is not None:
             await self._pubsub.aclose()
+        await self._wire.close()
         await self._redis.aclose()
 
     # -- publishing ---------------------------------------------------------------------
 
     async def publish(self, show: ShowId, event: Event) -> int:
         payload = msgpack.packb(event)
-        seq = await self._script(
-            keys=[_seq_key(show), _stream_key(show)],
-            args=[payload, BACKLOG_MAX, _show_channel(show)],
+        seq = await self._publish.run(
+            self._wire,
+            [_seq_key(show), _stream_key(show)],
+            [payload, BACKLOG_MAX, _show_channel(show)],
         )
         return int(seq)
 
@@ -130,7 +134,7 @@ class RedisBus:
         task.add_done_callback(done)
 
     async def _publish_events(self, merchant: MerchantId, events: list[Event]) -> None:
-        await self._redis.publish(_personal_channel(merchant), msgpack.packb(events))
+        await self._wire.call("PUBLISH", _personal_channel(merchant), msgpack.packb(events))
 
     async def since(self, show: ShowId, after_seq: int) -> list[Published] | None:
         last = await self.last_seq(show)

@@ -31,7 +31,7 @@ from typing import Any, Final, assert_never
 import msgpack
 import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 from commerce.access import Role
 from commerce.cards import Card
@@ -99,6 +99,7 @@ from streamserver.store.redis_rows import (
     sku_from_row,
 )
 from streamserver.store.redis_views import OrderingViews
+from streamserver.store.redis_wire import Script, Wire
 
 BATCH_PLANS_MAX: Final = 64  # per script call: ~2 ms of Redis time; 2+ calls in flight overlap
 CONNECTIONS_MAX: Final = 32
@@ -318,8 +319,10 @@ class RedisStore:
         self._connections_max = connections_max
         self._consumer = consumer  # one name for all nodes: every node sees the same queue
         self._client: Redis | None = None
-        self._script = resources.files("streamserver.store").joinpath("apply_plan.lua").read_text()
-        self._sha = hashlib.sha1(self._script.encode()).hexdigest()  # noqa: S324 (Redis's id)
+        self._apply = Script(
+            resources.files("streamserver.store").joinpath("apply_plan.lua").read_text()
+        )
+        self._wire = Wire(url)  # the purchase path's script calls (store/redis_wire.py)
         self._open_batches: dict[MerchantId, _Batch] = {}
         self._running: set[asyncio.Task[None]] = set()
         self._expiring_known: set[MerchantId] = set()
@@ -332,8 +335,8 @@ class RedisStore:
             self._url, max_connections=self._connections_max, decode_responses=True, protocol=2
         )
         self._client = Redis(connection_pool=pool)
-        self._sha = await self._client.script_load(self._script)
-        self._views = OrderingViews(self._client)
+        await self._wire.call("SCRIPT", "LOAD", self._apply.text)
+        self._views = OrderingViews(self._wire)
 
     async def close(self) -> None:
         for batch in list(self._open_batches.values()):
@@ -343,6 +346,7 @@ class RedisStore:
         if self._views is not None:
             await self._views.close()
             self._views = None
+        await self._wire.close()
         if self._client is not None:
             await self._client.aclose(close_connection_pool=True)
             self._client = None
@@ -424,7 +428,8 @@ class RedisStore:
                 self._expiring_known.add(batch.merchant)
             # use_bin_type=False: Redis's cmsgpack predates the bin type; JSON bodies are
             # bytes here (orjson) and must reach Lua as strings.
-            raw = await self._eval(batch.keys, msgpack.packb(batch.ops, use_bin_type=False))
+            argument = msgpack.packb(batch.ops, use_bin_type=False)
+            raw = await self._apply.run(self._wire, batch.keys, [argument])
             answers = orjson.loads(raw)
             assert len(answers) == len(batch.pending), "one answer per plan"
             for p, answer in zip(batch.pending, answers, strict=True):
@@ -439,13 +444,6 @@ class RedisStore:
             for p in batch.pending:
                 if not p.future.done():
                     p.future.set_exception(exc)
-
-    async def _eval(self, keys: list[str], argument: bytes) -> Any:
-        try:
-            return await self._redis.evalsha(self._sha, len(keys), *keys, argument)
-        except NoScriptError:  # Redis restarted or flushed its scripts: nothing ran
-            self._sha = await self._redis.script_load(self._script)
-            return await self._redis.evalsha(self._sha, len(keys), *keys, argument)
 
     # -- commerce: reads ----------------------------------------------------------------
 

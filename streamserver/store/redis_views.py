@@ -20,8 +20,6 @@ from importlib import resources
 from typing import Any, Final
 
 import orjson
-from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from commerce.catalog import Branch, Sku, Terms
 from commerce.ids import BranchId, MerchantId, ShopperId, SkuId
@@ -29,10 +27,13 @@ from commerce.orders import OrderingView
 from commerce.pricing import Offer
 from streamserver.store import codec
 from streamserver.store.redis_rows import branches_from_rows, prefix, sku_from_row
+from streamserver.store.redis_wire import Script, Wire
 
 VIEWS_PER_CALL_MAX: Final = 128
 DECODED_MAX: Final = 4096
-_SCRIPT: Final = resources.files("streamserver.store").joinpath("ordering_views.lua").read_text()
+_SCRIPT: Final = Script(
+    resources.files("streamserver.store").joinpath("ordering_views.lua").read_text()
+)
 
 
 @dataclass(slots=True)
@@ -51,9 +52,8 @@ class _Batch:
 
 
 class OrderingViews:
-    def __init__(self, redis: Redis) -> None:
-        self._redis = redis
-        self._sha: str | None = None
+    def __init__(self, wire: Wire) -> None:
+        self._wire = wire
         self._open: dict[MerchantId, _Batch] = {}
         self._running: set[asyncio.Task[None]] = set()
         self._branch_ids: dict[MerchantId, tuple[BranchId, ...]] = {}  # as last read
@@ -111,7 +111,7 @@ class OrderingViews:
             expected = self._branch_ids.get(m, ())
             stock_keys = [f"{p}stock:{b}:{s}" for b in expected for s in skus]
             keys = [p + name for name in ("branches", "merchant", "skus", "offers", "bought")]
-            reply = await self._eval([*keys, *stock_keys], argv)
+            reply = await _SCRIPT.run(self._wire, [*keys, *stock_keys], argv)
             branches = _branches(m, tuple(reply[0]))
             ids = tuple(b.id for b in branches)
             self._branch_ids[m] = ids
@@ -145,15 +145,6 @@ class OrderingViews:
                 )
             )
         return views
-
-    async def _eval(self, keys: list[str], argv: list[Any]) -> Any:
-        if self._sha is None:
-            self._sha = await self._redis.script_load(_SCRIPT)
-        try:
-            return await self._redis.evalsha(self._sha, len(keys), *keys, *argv)
-        except NoScriptError:  # Redis restarted or flushed its scripts: nothing ran
-            self._sha = await self._redis.script_load(_SCRIPT)
-            return await self._redis.evalsha(self._sha, len(keys), *keys, *argv)
 
 
 # -- decoding, memoised by the stored text ----------------------------------------------
