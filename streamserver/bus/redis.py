@@ -73,7 +73,7 @@ class RedisBus:
         self._publish = Script(PUBLISH)
         self._listeners: dict[ShowId, set[ShowListener]] = defaultdict(set)
         self._personal: dict[MerchantId, set[MerchantListener]] = defaultdict(set)
-        self._personal_out: dict[MerchantId, tuple[list[Event], asyncio.Future[None]]] = {}
+        self._personal_out: dict[MerchantId, list[Event]] = {}
         self._flushing: set[asyncio.Task[None]] = set()
         self._delivered: dict[ShowId, int] = {}
         self._pubsub: Any = None
@@ -85,6 +85,8 @@ class RedisBus:
         self._reader = asyncio.create_task(self._read())
 
     async def close(self) -> None:
+        for merchant in list(self._personal_out):
+            self._flush_personal(merchant)
         await asyncio.gather(*self._flushing, return_exceptions=True)
         if self._reader is not None:
             self._reader.cancel()
@@ -107,31 +109,27 @@ class RedisBus:
         return int(seq)
 
     async def publish_personal(self, merchant: MerchantId, event: Event) -> None:
-        """Sent with the merchant's other personal events of this loop tick, as one
-        PUBLISH of a list: during a flash sale that is one call for dozens of orders."""
-        pending = self._personal_out.get(merchant)
-        if pending is None:
-            future = asyncio.get_running_loop().create_future()
-            pending = self._personal_out[merchant] = ([], future)
+        """Queued for one PUBLISH of a list with the merchant's other personal events of
+        this loop tick: during a flash sale, one call for dozens of orders. Not awaited:
+        what an event announces is already stored, and a failed PUBLISH is logged."""
+        events = self._personal_out.get(merchant)
+        if events is None:
+            events = self._personal_out[merchant] = []
             asyncio.get_running_loop().call_soon(self._flush_personal, merchant)
-        pending[0].append(event)
-        await asyncio.shield(pending[1])
+        events.append(event)
 
     def _flush_personal(self, merchant: MerchantId) -> None:
-        events, future = self._personal_out.pop(merchant)
+        events = self._personal_out.pop(merchant, None)
+        if events is None:  # flushed by close()
+            return
         task = asyncio.get_running_loop().create_task(self._publish_events(merchant, events))
         self._flushing.add(task)
+        task.add_done_callback(self._published)
 
-        def done(task: asyncio.Task[None]) -> None:
-            self._flushing.discard(task)
-            if task.cancelled():
-                future.cancel()
-            elif (error := task.exception()) is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(None)
-
-        task.add_done_callback(done)
+    def _published(self, task: asyncio.Task[None]) -> None:
+        self._flushing.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.warning("personal events not published: %s", error)
 
     async def _publish_events(self, merchant: MerchantId, events: list[Event]) -> None:
         await self._wire.call("PUBLISH", _personal_channel(merchant), msgpack.packb(events))

@@ -101,7 +101,7 @@ from streamserver.store.redis_rows import (
 from streamserver.store.redis_views import OrderingViews
 from streamserver.store.redis_wire import Script, Wire
 
-BATCH_PLANS_MAX: Final = 64  # per script call: ~2 ms of Redis time; 2+ calls in flight overlap
+BATCH_PLANS_MAX: Final = 32  # per script call: ~1 ms of Redis time; 2+ calls in flight overlap
 CONNECTIONS_MAX: Final = 32
 GROUP: Final = "fulfillment"  # the consumer group of every branch queue (apply_plan.lua)
 

