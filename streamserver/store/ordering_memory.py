@@ -120,6 +120,12 @@ class OrderingMemory:
     def forget_catalog(self, merchant: MerchantId) -> None:
         self._catalogs.pop(merchant, None)
 
+    def forget_all(self) -> None:
+        """After a write whose outcome is unknown: everything is read again."""
+        self._catalogs.clear()
+        self._levels.clear()
+        self._bought.clear()
+
     def committed(self, merchant: MerchantId, plan: Plan, stock: Iterable[StockChange]) -> None:
         for change in stock:
             levels = self._levels.get((merchant, change.sku))

@@ -1,12 +1,12 @@
 """The embedded store: everything in one SQLite file, WAL mode.
 
-Writes run on one writer thread with its own connection (SQLite has one writer; a
-thread makes that explicit and keeps the event loop free). Plans waiting together are
-applied in one transaction, each inside its own SAVEPOINT, so a refused plan rolls
-back alone while the commit (the fsync) is shared: that is what lets the embedded
-default take thousands of purchases per second with `synchronous=FULL`. A plan's
-caller is answered only after the commit. Reads use separate connections on a small
-thread pool (WAL readers never block the writer).
+Writes are ordered by one writer thread (SQLite has one writer; a thread makes that
+explicit and keeps the event loop free). Plans waiting together are applied in one
+transaction by a child process (store/sqlite_writer.py, store/sqlite_apply.py), so the
+commit (the fsync) is shared and the statements' Python does not take the event loop's
+GIL: that is what lets the embedded default take thousands of purchases per second with
+`synchronous=FULL`. A plan's caller is answered only after the commit. Reads use
+separate connections on a small thread pool (WAL readers never block the writer).
 
 Bearer tokens are stored as SHA-256 digests: they are random 256-bit secrets, so a
 slow password hash would add nothing.
@@ -15,6 +15,7 @@ slow password hash would add nothing.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import hmac
 import logging
@@ -27,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Final, TypeVar, assert_never
+from typing import Any, Final, TypeVar
 
 import orjson
 
@@ -45,35 +46,10 @@ from commerce.ids import (
     ShowId,
     SkuId,
 )
-from commerce.ledger import Transfer, stored_value
+from commerce.ledger import Transfer
 from commerce.orders import Order, OrderingView, awaits_pickup
 from commerce.plan import (
-    AckFulfillment,
-    AppendOutbox,
-    AttributeCustomer,
-    BalanceAtLeast,
-    BeforeTime,
-    BoughtAtMost,
-    CancelExpiry,
-    CountBought,
-    EnqueueFulfillment,
-    Guard,
-    HoldStoredValue,
-    KeyUnseen,
-    MoveStock,
-    NotBeforeTime,
-    OrderInState,
     Plan,
-    PostTransfer,
-    PutOrder,
-    Reason,
-    Refusal,
-    ReleaseHold,
-    RememberKey,
-    ScheduleExpiry,
-    StockAtLeast,
-    StockMove,
-    Write,
 )
 from commerce.pricing import Offer
 from commerce.shows import Show, ShowStatus
@@ -86,17 +62,18 @@ from streamserver.store.port import (
     Durability,
     OutboxEntry,
     QueueEntry,
-    Replayed,
     Session,
-    StockChange,
     StoredValue,
     User,
 )
+from streamserver.store.sqlite_apply import Outcome, spendable_parts
+from streamserver.store.sqlite_writer import PlanWriter, WriterLost, connect
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BATCH_PLANS_MAX: Final = 64  # plans sharing one commit
+PLAN_BATCHES_IN_FLIGHT: Final = 2  # one applied, the next pickled and waiting
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS merchant (
@@ -226,13 +203,6 @@ CREATE TABLE IF NOT EXISTS session (
 CREATE INDEX IF NOT EXISTS session_by_expiry ON session(expires_at_ms);
 """
 
-_STOCK_COLUMNS: Final = {
-    StockMove.RESERVE: "available = available - :n, reserved = reserved + :n",
-    StockMove.RELEASE: "reserved = reserved - :n, available = available + :n",
-    StockMove.SELL: "reserved = reserved - :n, sold = sold + :n",
-    StockMove.RETURN: "sold = sold - :n, available = available + :n",
-}
-
 
 def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
@@ -252,9 +222,6 @@ class _Job:
     plan: Plan | None = None
     fn: Callable[[sqlite3.Connection], Any] | None = None
     on_done: Callable[[Any], None] | None = None  # on the loop, in commit order
-
-
-_Outcome = tuple[_Job, Any, BaseException | None]
 
 
 def _settle(job: _Job, result: Any, error: BaseException | None) -> None:
@@ -282,6 +249,7 @@ class SqliteStore:
         self._read_connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._memory = OrderingMemory()
+        self._plans = PlanWriter(path, synchronous)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -303,11 +271,17 @@ class SqliteStore:
             self._jobs.put(None)
             await asyncio.to_thread(self._writer.join)
             self._writer = None
+        await asyncio.to_thread(self._plans.stop)
         self._readers.shutdown(wait=True)
         with self._lock:
             for conn in self._read_connections:
                 conn.close()
             self._read_connections.clear()
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The process applying plans (store/sqlite_writer.py), once started."""
+        return self._plans.pid
 
     async def durability(self) -> Durability:
         if self._synchronous == "FULL":
@@ -321,11 +295,7 @@ class SqliteStore:
         )
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        conn.execute("PRAGMA busy_timeout=5000")
-        return conn
+        return connect(self._path, self._synchronous)
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -357,14 +327,25 @@ class SqliteStore:
     # -- the writer thread --------------------------------------------------------------
 
     def _write_loop(self, db: sqlite3.Connection) -> None:
+        """Takes jobs in order. Plans waiting together go to the writer process as one
+        batch, up to PLAN_BATCHES_IN_FLIGHT batches at once (it commits them in order);
+        a job of its own runs here once every batch before it is answered."""
+        in_flight: collections.deque[list[_Job]] = collections.deque()
         carried: _Job | None = None
         stopping = False
         try:
-            while not stopping:
+            while True:
+                idle = carried is None and (stopping or self._jobs.empty())
+                if in_flight and (idle or carried or len(in_flight) == PLAN_BATCHES_IN_FLIGHT):
+                    self._settle_batch_from(in_flight.popleft())
+                    continue
+                if stopping:
+                    return  # every batch answered above
                 job = carried if carried is not None else self._jobs.get()
                 carried = None
                 if job is None:
-                    return
+                    stopping = True
+                    continue
                 if job.fn is not None:
                     self._run_alone(db, job)
                     continue
@@ -381,7 +362,8 @@ class SqliteStore:
                         carried = more
                         break
                     batch.append(more)
-                self._apply_batch(db, batch)
+                self._plans.send([(j.merchant, j.plan) for j in batch])  # type: ignore[misc]
+                in_flight.append(batch)
         finally:
             db.close()
 
@@ -402,51 +384,20 @@ class SqliteStore:
         else:
             self._resolve(job, result)
 
-    def _apply_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
-        """One transaction for the batch. Guards are checked before a plan writes, so a
-        refused plan writes nothing; only a plan that breaks an invariant half-way needs
-        undoing, and then the batch is redone with a SAVEPOINT per plan."""
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            now_ms = _now_ms()
-            outcomes: list[_Outcome]
-            try:
-                outcomes = [(job, _apply_job(db, job, now_ms), None) for job in batch]
-            except Exception:
-                db.execute("ROLLBACK")
-                db.execute("BEGIN IMMEDIATE")
-                outcomes = self._apply_one_by_one(db, batch, now_ms)
-            db.execute("COMMIT")
-        except BaseException as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            outcomes = [(job, None, exc) for job in batch]
+    def _settle_batch_from(self, batch: list[_Job]) -> None:
+        outcomes = self._plans.receive()
         # Answered only once committed, in one hop: memory first, then every caller.
-        batch[0].loop.call_soon_threadsafe(self._settle_batch, outcomes)
+        batch[0].loop.call_soon_threadsafe(self._settle_batch, batch, outcomes)
 
-    @staticmethod
-    def _apply_one_by_one(db: sqlite3.Connection, batch: list[_Job], now_ms: int) -> list[_Outcome]:
-        outcomes: list[_Outcome] = []
-        for job in batch:
-            db.execute("SAVEPOINT plan")
-            try:
-                result = _apply_job(db, job, now_ms)
-            except Exception as exc:  # a broken invariant: this plan only
-                db.execute("ROLLBACK TO plan")
-                logger.exception("plan failed to apply")
-                outcomes.append((job, None, exc))
-            else:
-                outcomes.append((job, result, None))
-            db.execute("RELEASE plan")
-        return outcomes
-
-    def _settle_batch(self, outcomes: list[_Outcome]) -> None:
-        for job, result, _ in outcomes:
+    def _settle_batch(self, batch: list[_Job], outcomes: list[Outcome]) -> None:
+        for job, (result, error) in zip(batch, outcomes, strict=True):
             if isinstance(result, Applied):
                 assert job.merchant is not None
                 assert job.plan is not None
                 self._memory.committed(job.merchant, job.plan, result.stock)
-        for job, result, error in outcomes:
+            elif isinstance(error, WriterLost):
+                self._memory.forget_all()
+        for job, (result, error) in zip(batch, outcomes, strict=True):
             _settle(job, result, error)
 
     # -- commerce -----------------------------------------------------------------------
@@ -530,7 +481,7 @@ class SqliteStore:
 
     async def stored_value(self, merchant_id: MerchantId, shopper: ShopperId) -> StoredValue:
         def read(conn: sqlite3.Connection) -> StoredValue:
-            balance, held = _spendable_parts(conn, merchant_id, shopper)
+            balance, held = spendable_parts(conn, merchant_id, shopper)
             return StoredValue(Amount(balance), Amount(held))
 
         return await self._read(read)
@@ -954,220 +905,6 @@ class SqliteStore:
 
         stored = await self._read(read)
         return stored is not None and hmac.compare_digest(stored, token_digest(token))
-
-
-# -- applying one plan (on the writer thread, inside a SAVEPOINT) ---------------------------
-
-
-def _apply_job(db: sqlite3.Connection, job: _Job, now_ms: int) -> ApplyResult:
-    assert job.merchant is not None
-    assert job.plan is not None
-    return _apply(db, job.merchant, job.plan, now_ms)
-
-
-def _apply(db: sqlite3.Connection, merchant: MerchantId, plan: Plan, now_ms: int) -> ApplyResult:
-    for guard in plan.guards:
-        verdict = _check(db, merchant, guard, now_ms)
-        if verdict is not None:
-            return verdict
-    changes: list[StockChange] = []
-    for write in plan.writes:
-        change = _write_one(db, merchant, write)
-        if change is not None:
-            changes.append(change)
-    return Applied(tuple(changes))
-
-
-def _check(
-    db: sqlite3.Connection, m: MerchantId, guard: Guard, now_ms: int
-) -> Refusal | Replayed | None:
-    match guard:
-        case KeyUnseen(shopper, key, digest):
-            row = db.execute(
-                "SELECT digest, order_id FROM idempotency"
-                " WHERE merchant = ? AND shopper = ? AND key = ? AND expires_at_ms > ?",
-                (m, shopper, key, now_ms),
-            ).fetchone()
-            if row is None:
-                return None
-            if row[0] == digest:
-                return Replayed(OrderId(row[1]))
-            return Refusal(Reason.KEY_REUSED, field="key")
-        case StockAtLeast(branch, sku, qty):
-            row = db.execute(
-                "SELECT available FROM stock WHERE merchant = ? AND branch = ? AND sku = ?",
-                (m, branch, sku),
-            ).fetchone()
-            return None if (row[0] if row else 0) >= qty else Refusal(Reason.SOLD_OUT)
-        case BalanceAtLeast(shopper, amount):
-            balance, held = _spendable_parts(db, m, shopper)
-            return None if balance - held >= amount else Refusal(Reason.INSUFFICIENT_BALANCE)
-        case BoughtAtMost(shopper, sku, qty):
-            row = db.execute(
-                "SELECT qty FROM bought WHERE merchant = ? AND shopper = ? AND sku = ?",
-                (m, shopper, sku),
-            ).fetchone()
-            return None if (row[0] if row else 0) <= qty else Refusal(Reason.OVER_LIMIT)
-        case OrderInState(order, state):
-            row = db.execute(
-                "SELECT state FROM orders WHERE merchant = ? AND id = ?", (m, order)
-            ).fetchone()
-            ok = row is not None and row[0] == state
-            return None if ok else Refusal(Reason.NOT_ALLOWED_IN_STATE)
-        case BeforeTime(deadline_ms, reason):
-            return None if now_ms < deadline_ms else Refusal(reason)
-        case NotBeforeTime(due_ms, reason):
-            return None if now_ms >= due_ms else Refusal(reason)
-        case _:
-            assert_never(guard)
-
-
-def _write_one(db: sqlite3.Connection, m: MerchantId, write: Write) -> StockChange | None:
-    match write:
-        case MoveStock(branch, sku, qty, StockMove.RECEIVE):  # the one move that adds a row
-            row = db.execute(
-                "INSERT INTO stock (merchant, branch, sku, received, available)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
-                " received = received + excluded.received,"
-                " available = available + excluded.available RETURNING available",
-                (m, branch, sku, qty, qty),
-            ).fetchone()
-            return StockChange(branch, sku, row[0])
-        case MoveStock(branch, sku, qty, move):
-            row = db.execute(
-                f"UPDATE stock SET {_STOCK_COLUMNS[move]}"
-                " WHERE merchant = :m AND branch = :b AND sku = :s RETURNING available",
-                {"n": qty, "m": m, "b": branch, "s": sku},
-            ).fetchone()
-            if row is None:
-                raise sqlite3.IntegrityError(f"no stock of {sku} in {branch} to {move}")
-            return StockChange(branch, sku, row[0])
-        case HoldStoredValue(shopper, order, amount):
-            db.execute(
-                "INSERT INTO hold (merchant, order_id, shopper, amount) VALUES (?, ?, ?, ?)",
-                (m, order, shopper, amount),
-            )
-            _add_held(db, m, shopper, amount)
-        case ReleaseHold(shopper, order, amount):
-            deleted = db.execute(
-                "DELETE FROM hold WHERE merchant = ? AND order_id = ? RETURNING amount", (m, order)
-            ).fetchone()
-            assert deleted is not None, "a hold is released once"
-            assert deleted[0] == amount
-            _add_held(db, m, shopper, -amount)
-        case PostTransfer(transfer):
-            db.execute(
-                "INSERT INTO transfer (merchant, id, body, at_ms) VALUES (?, ?, ?, ?)",
-                (m, transfer.id, codec.dumps(codec.transfer_to_dict(transfer)), transfer.at_ms),
-            )
-            _add_balance(db, m, transfer.credit, transfer.amount)
-            _add_balance(db, m, transfer.debit, -transfer.amount)
-            if transfer.debit.startswith("sv:"):
-                balance, held = _spendable_parts(db, m, ShopperId(transfer.debit[3:]))
-                assert balance >= held, "stored value never goes below what it holds"
-        case CountBought(shopper, sku, qty):
-            db.execute(
-                "INSERT INTO bought (merchant, shopper, sku, qty) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT DO UPDATE SET qty = qty + excluded.qty",
-                (m, shopper, sku, qty),
-            )
-        case PutOrder(order):
-            db.execute(
-                "INSERT INTO orders (merchant, id, branch, ship_from, shopper, state, placed_at_ms,"
-                " body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT DO UPDATE SET state = excluded.state, body = excluded.body",
-                (
-                    m,
-                    order.id,
-                    order.branch,
-                    order.ship_from,
-                    order.shopper,
-                    order.state,
-                    order.placed_at_ms,
-                    codec.dumps(codec.order_to_dict(order)),
-                ),
-            )
-            if awaits_pickup(order):
-                db.execute(
-                    "INSERT OR IGNORE INTO pickup_wait (merchant, order_id, branch, code)"
-                    " VALUES (?, ?, ?, ?)",
-                    (m, order.id, order.ship_from, order.pickup_code),
-                )
-            elif order.pickup_code is not None:
-                db.execute(
-                    "DELETE FROM pickup_wait WHERE merchant = ? AND order_id = ?", (m, order.id)
-                )
-        case RememberKey(shopper, key, digest, order, expires_at_ms):
-            db.execute(
-                "INSERT OR REPLACE INTO idempotency"
-                " (merchant, shopper, key, digest, order_id, expires_at_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (m, shopper, key, digest, order, expires_at_ms),
-            )
-        case AttributeCustomer(shopper, branch, at_ms):
-            db.execute(
-                "INSERT INTO customer (merchant, shopper, branch, since_ms) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING",
-                (m, shopper, branch, at_ms),
-            )
-        case ScheduleExpiry(order, due_ms):
-            db.execute(
-                "INSERT OR REPLACE INTO expiry (merchant, order_id, due_ms) VALUES (?, ?, ?)",
-                (m, order, due_ms),
-            )
-        case CancelExpiry(order):
-            db.execute("DELETE FROM expiry WHERE merchant = ? AND order_id = ?", (m, order))
-        case EnqueueFulfillment(branch, order):
-            db.execute(
-                "INSERT INTO fulfillment_queue (merchant, branch, order_id) VALUES (?, ?, ?)",
-                (m, branch, order),
-            )
-        case AckFulfillment(branch, order):
-            db.execute(
-                "UPDATE fulfillment_queue SET done = 1 WHERE merchant = ? AND order_id = ?"
-                " AND branch = ?",
-                (m, order, branch),
-            )
-        case AppendOutbox(event):
-            db.execute(
-                "INSERT INTO outbox (merchant, body) VALUES (?, ?)",
-                (m, codec.dumps(codec.event_to_dict(event))),
-            )
-        case _:
-            assert_never(write)
-    return None
-
-
-def _add_balance(db: sqlite3.Connection, m: MerchantId, account: str, amount: int) -> None:
-    db.execute(
-        "INSERT INTO account (merchant, id, balance) VALUES (?, ?, ?)"
-        " ON CONFLICT DO UPDATE SET balance = balance + excluded.balance",
-        (m, account, amount),
-    )
-
-
-def _add_held(db: sqlite3.Connection, m: MerchantId, shopper: ShopperId, amount: int) -> None:
-    if amount < 0:  # an upsert would check the negative row before the conflict
-        db.execute(
-            "UPDATE held SET amount = amount + ? WHERE merchant = ? AND shopper = ?",
-            (amount, m, shopper),
-        )
-        return
-    db.execute(
-        "INSERT INTO held (merchant, shopper, amount) VALUES (?, ?, ?)"
-        " ON CONFLICT DO UPDATE SET amount = amount + excluded.amount",
-        (m, shopper, amount),
-    )
-
-
-def _spendable_parts(db: sqlite3.Connection, m: MerchantId, shopper: ShopperId) -> tuple[int, int]:
-    balance = db.execute(
-        "SELECT balance FROM account WHERE merchant = ? AND id = ?", (m, stored_value(shopper))
-    ).fetchone()
-    held = db.execute(
-        "SELECT amount FROM held WHERE merchant = ? AND shopper = ?", (m, shopper)
-    ).fetchone()
-    return (balance[0] if balance else 0), (held[0] if held else 0)
 
 
 def _load(conn: sqlite3.Connection, m: MerchantId, shopper: ShopperId, missing: Missing) -> Loaded:

@@ -1,0 +1,81 @@
+"""The SQLite store's writer process (streamserver/store/sqlite_writer.py): a real child
+process on a real file. What it must survive: its own death, Ctrl-C reaching the whole
+process group, and the store closing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from streamserver.store.sqlite import SqliteStore
+from streamserver.store.sqlite_writer import WriterLost
+from tests.contract.world import World, new_id
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(tmp_path / "x.sqlite3")
+    await store.open()
+    yield store
+    await store.close()
+
+
+def writer_of(store: SqliteStore) -> int:
+    pid = store.writer_pid
+    assert pid is not None
+    return pid
+
+
+async def test_plans_are_applied_by_a_child_process_and_survive_a_reopen(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    world = await World.create(store)
+    await world.receive(world.near, world.tea, 7)
+    child = writer_of(store)
+    assert child != os.getpid()
+    await store.close()
+    with contextlib.suppress(psutil.NoSuchProcess):  # already gone
+        psutil.Process(child).wait(timeout=10)  # raises TimeoutExpired if it stays
+    reopened = SqliteStore(tmp_path / "x.sqlite3")
+    await reopened.open()
+    try:
+        levels = await reopened.stock(world.merchant)
+        assert levels[world.near.id, world.tea.id].received == 7
+    finally:
+        await reopened.close()
+    await store.open()  # the fixture closes it again
+
+
+async def test_a_dead_writer_fails_only_the_write_it_held_and_the_next_one_works(
+    store: SqliteStore,
+) -> None:
+    world = await World.create(store)
+    await world.receive(world.near, world.tea, 10)
+    shopper = new_id("u_")
+    view_before = await world.level(world.near, world.tea)
+    assert view_before == (10, 10, 0, 0)
+
+    os.kill(writer_of(store), signal.SIGKILL)
+    planned = await world.plan(world.command(shopper, [(world.tea, 1)]))
+    with pytest.raises(WriterLost):
+        await world.apply(planned.plan)  # type: ignore[union-attr]
+
+    # Another child takes the next write; the ordering views are read afresh.
+    order = await world.place(world.command(shopper, [(world.tea, 2)]))
+    assert order.state == "placed"
+    assert await world.level(world.near, world.tea) == (10, 8, 2, 0)
+
+
+async def test_ctrl_c_in_the_terminal_does_not_stop_the_writer(store: SqliteStore) -> None:
+    world = await World.create(store)
+    await world.receive(world.near, world.tea, 1)
+    os.kill(writer_of(store), signal.SIGINT)  # what a terminal sends the process group
+    os.kill(writer_of(store), signal.SIGTERM)
+    await world.receive(world.near, world.tea, 2)
+    assert await world.level(world.near, world.tea) == (3, 3, 0, 0)
