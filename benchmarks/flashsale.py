@@ -329,6 +329,13 @@ def cpu_seconds(pid: int) -> float:
     return 0.0
 
 
+def children_seconds(pid: int) -> float:
+    """The server's own child processes: the SQLite store's writer process."""
+    with contextlib.suppress(psutil.Error):
+        return sum(cpu_seconds(c.pid) for c in psutil.Process(pid).children(recursive=True))
+    return 0.0
+
+
 def thread_seconds(pid: int) -> dict[int, float]:
     with contextlib.suppress(psutil.Error):
         return {t.id: t.user_time + t.system_time for t in psutil.Process(pid).threads()}
@@ -338,7 +345,8 @@ def thread_seconds(pid: int) -> dict[int, float]:
 @dataclass
 class Sample:
     at: float
-    server: float
+    server: float  # with its child processes
+    server_children: float
     server_threads: dict[int, float]
     redis: float
     clients: float
@@ -346,9 +354,11 @@ class Sample:
 
     @classmethod
     def take(cls, server: int, redis: int | None, clients: list[int]) -> Sample:
+        children = children_seconds(server)
         return cls(
             at=time.monotonic(),
-            server=cpu_seconds(server),
+            server=cpu_seconds(server) + children,
+            server_children=children,
             server_threads=thread_seconds(server),
             redis=cpu_seconds(redis) if redis else 0.0,
             clients=sum(cpu_seconds(p) for p in [*clients, os.getpid()]),
@@ -370,7 +380,11 @@ def cpu_use(
         "window_s": round(span, 2),
         "server_cores": round((b.server - a.server) / span, 3),
         "server_event_loop_thread_cores": round(loop_thread / span, 3),
-        "server_other_threads_cores": round((b.server - a.server - loop_thread) / span, 3),
+        "server_child_processes_cores": round((b.server_children - a.server_children) / span, 3),
+        "server_other_threads_cores": round(
+            (b.server - a.server - (b.server_children - a.server_children) - loop_thread) / span,
+            3,
+        ),
         "server_busiest_other_threads_cores": sorted(
             (
                 round((t - a.server_threads.get(tid, 0.0)) / span, 3)
@@ -1074,7 +1088,8 @@ def table(r: dict[str, Any]) -> str:
         f"  max {lat.get('max')}",
         f"totals              {r['totals']}",
         f"cpu (cores)         server {cpu['server_cores']} (event loop "
-        f"{cpu['server_event_loop_thread_cores']}), redis {cpu['redis_cores']}, "
+        f"{cpu['server_event_loop_thread_cores']}, writer process "
+        f"{cpu['server_child_processes_cores']}), redis {cpu['redis_cores']}, "
         f"clients {cpu['clients_cores']}, machine {cpu['machine_busy_cores']}"
         f"/{cpu['machine_cores']} (unaccounted {cpu['unaccounted_cores']}); "
         f"{r['server_cpu_us_per_request']} us server CPU per purchase",
