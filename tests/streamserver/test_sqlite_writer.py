@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from commerce.plan import MoveStock, Plan
 from streamserver.store.sqlite import SqliteStore
 from streamserver.store.sqlite_writer import WriterLost
 from tests.contract.world import World, new_id
@@ -79,3 +81,12 @@ async def test_ctrl_c_in_the_terminal_does_not_stop_the_writer(store: SqliteStor
     os.kill(writer_of(store), signal.SIGTERM)
     await world.receive(world.near, world.tea, 2)
     assert await world.level(world.near, world.tea) == (3, 3, 0, 0)
+
+
+async def test_a_plan_that_cannot_cross_to_the_writer_fails_alone(store: SqliteStore) -> None:
+    world = await World.create(store)
+    unpicklable = Plan((), (MoveStock(world.near.id, world.tea.id, 1, lambda: None),))  # type: ignore[arg-type]
+    with pytest.raises((AttributeError, pickle.PicklingError)):  # what pickle raises varies
+        await world.apply(unpicklable)
+    await world.receive(world.near, world.tea, 4)  # the writer thread carries on
+    assert await world.level(world.near, world.tea) == (4, 4, 0, 0)
