@@ -802,7 +802,7 @@ class RedisStore:
 
     async def branches(self, merchant_id: MerchantId) -> list[Branch]:
         rows = await self._redis.hgetall(prefix(merchant_id) + "branches")
-        return _branches(merchant_id, {str(k): str(v) for k, v in rows.items()})
+        return branches_from_rows(merchant_id, [str(body) for body in rows.values()])
 
     async def create_show(self, show: Show, host_token: str) -> None:
         if not await self._redis.setnx(SHOW_OWNER + show.id, show.merchant):
@@ -903,10 +903,6 @@ def _branch_body(branch: Branch, seq: int) -> str:
             "seq": seq,
         }
     )
-
-
-def _branches(merchant: MerchantId, rows: dict[str, str]) -> list[Branch]:
-    return branches_from_rows(merchant, rows.values())
 
 
 def _conforms(store: RedisStore) -> Store:

@@ -22,7 +22,6 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -48,9 +47,7 @@ from commerce.ids import (
 )
 from commerce.ledger import Transfer
 from commerce.orders import Order, OrderingView, awaits_pickup
-from commerce.plan import (
-    Plan,
-)
+from commerce.plan import Plan
 from commerce.pricing import Offer
 from commerce.shows import Show, ShowStatus
 from streamserver.store import codec
@@ -206,10 +203,6 @@ CREATE INDEX IF NOT EXISTS session_by_expiry ON session(expires_at_ms);
 
 def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(slots=True)

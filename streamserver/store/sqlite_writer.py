@@ -150,10 +150,11 @@ class PlanWriter:
             return [(None, unsent) for _ in range(count)]
         if child == self._child and self._pipe is not None:
             try:
-                return pickle.loads(self._pipe.recv_bytes())  # type: ignore[no-any-return]  # noqa: S301 (our child)
+                outcomes: list[Outcome] = pickle.loads(self._pipe.recv_bytes())  # noqa: S301
+                return outcomes  # unpickled from our own child
             except Exception as exc:  # EOF, a reset, or an answer that does not unpickle
                 self._lost(exc)
-        lost = WriterLost("the store's writer process died during this write")
+        lost = WriterLost("the store lost its writer process during this write")
         return [(None, lost) for _ in range(count)]
 
     def stop(self) -> None:
