@@ -8,11 +8,11 @@ its own statement, nothing of any other branch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 from commerce.ids import BranchId, MerchantId, ShopperId
 from commerce.orders import Action, Order, OrderState
+from commerce.values import value
 
 
 class Role(StrEnum):
@@ -22,7 +22,7 @@ class Role(StrEnum):
     SHOPPER = "shopper"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class Actor:
     role: Role
     merchant: MerchantId

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Final
 
 from commerce.catalog import Branch
 from commerce.ids import Amount, BranchId, OrderId, SkuId
 from commerce.orders import Order, OrderState
 from commerce.shows import Show, ShowStatus
+from commerce.values import value
 
 NOT_COUNTED: Final = frozenset({OrderState.CANCELLED, OrderState.EXPIRED, OrderState.REFUNDED})
 # Chart buckets are one of these lengths, the shortest that keeps the chart readable.
@@ -27,7 +27,7 @@ BUCKET_LENGTHS_MS: Final = tuple(m * 60_000 for m in (1, 2, 5, 10, 15, 30, 60, 1
 _FOLLOW_ORDER: Final = (ShowStatus.LIVE, ShowStatus.PAUSED, ShowStatus.SCHEDULED)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class OrderFact:
     """The little the consoles count of one order, as it is now."""
 
@@ -62,7 +62,7 @@ def newer(current: OrderFact | None, incoming: OrderFact) -> bool:
     return current is None or incoming.updated_at_ms >= current.updated_at_ms
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class BranchRow:
     branch: BranchId
     name: str
@@ -73,7 +73,7 @@ class BranchRow:
     settled: Amount  # the ledger's sales of the period
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class Totals:
     viewers: int
     orders: int
@@ -81,7 +81,7 @@ class Totals:
     settled: Amount
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Board:
     rows: tuple[BranchRow, ...]  # ranked: most sales first
     totals: Totals
@@ -125,7 +125,7 @@ def board(
     return Board(tuple(rows), totals)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Series:
     """Sales per time bucket: bucket i covers [start_ms + i*bucket_ms, + bucket_ms)."""
 
@@ -172,7 +172,7 @@ def _buckets(first_ms: int, now_ms: int, bucket_ms: int) -> int:
     return (now_ms - (first_ms - first_ms % bucket_ms)) // bucket_ms + 1
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Pace:
     orders: int  # orders holding the SKU placed within the window
     units: int

@@ -10,14 +10,14 @@ shopper pays is what the card showed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from commerce.catalog import Branch, Sku
 from commerce.ids import Amount, BranchId, CardId, ShowId, SkuId
 from commerce.pricing import Offer
+from commerce.values import value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class Card:
     id: CardId
     show: ShowId
@@ -51,7 +51,7 @@ def pin(card_id: CardId, show: ShowId, sku: Sku, title: str, now_ms: int) -> Car
     )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class CardView:
     """A card as one branch room shows it."""
 

@@ -6,13 +6,13 @@ in its branch room. Prices are `Amount`s (minor units); rates are basis points.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 from commerce.ids import Amount, BranchId, MerchantId, ProductId, RateBp, SkuId
+from commerce.values import value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Merchant:
     id: MerchantId
     name: str
@@ -23,7 +23,7 @@ class CashbackFunder(StrEnum):
     SELLING_BRANCH = "branch"  # charged to the branch whose room sold the order
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class Terms:
     """A merchant's money and fulfillment settings."""
 
@@ -34,7 +34,7 @@ class Terms:
     idempotency_keep_s: int = 48 * 3600  # at least 24 h (DESIGN.md)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class Branch:
     id: BranchId
     merchant: MerchantId
@@ -45,14 +45,14 @@ class Branch:
     is_open: bool = True
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class Product:
     id: ProductId
     merchant: MerchantId
     name: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class Sku:
     """A sellable variant of a product (size, flavour) with its list price."""
 
@@ -63,7 +63,7 @@ class Sku:
     price: Amount
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class StockLevel:
     """One branch's stock of one SKU. Invariant: sold + reserved + available = received."""
 

@@ -3,12 +3,11 @@ bus, and later webhooks. Past tense; small (a consumer reads the order for detai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from commerce.ids import BranchId, OrderId, ShopperId
+from commerce.values import value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class OrderEvent:
     """An order was placed or changed state (`state` is the state it is now in)."""
 

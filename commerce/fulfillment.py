@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from commerce.catalog import Branch
 from commerce.ids import BranchId, SkuId
+from commerce.values import value
 
 EARTH_RADIUS_M = 6_371_008.8
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Coordinates:
     lat: float
     lng: float

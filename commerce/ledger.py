@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from commerce.ids import Amount, BranchId, OrderId, RateBp, ShopperId
+from commerce.values import value
 
 BP: Final = 10_000
 
@@ -60,7 +60,7 @@ class Code(StrEnum):
     CASHBACK_WITHHELD = "cashback_withheld"  # spent cashback deducted from a cash refund
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class Transfer:
     id: str  # unique: "<order>:<code>" or the top-up's own id
     debit: str
@@ -81,7 +81,7 @@ def half_up(amount: int, rate_bp: RateBp) -> Amount:
     return Amount((amount * rate_bp + BP // 2) // BP)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Commission:
     """HQ's commission on an order of total T = V + E, split by how it was paid.
 
@@ -103,7 +103,7 @@ def commission(stored_value_part: Amount, cash_part: Amount, rate_bp: RateBp) ->
     return Commission(Amount(total - on_cash), on_cash)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class Payment:
     """The money facts of one order, enough to post it and to reverse it."""
 
@@ -157,7 +157,7 @@ def cashback_transfer(p: Payment, amount: Amount, expense: str, at_ms: int) -> t
     return _transfers(_transfer(p, Code.CASHBACK, expense, stored_value(p.shopper), amount, at_ms))
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Refund:
     transfers: tuple[Transfer, ...]
     cash_refunded: Amount
@@ -220,7 +220,7 @@ def balances(transfers: Iterable[Transfer]) -> Counter[str]:
     return totals
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class Statement:
     """A branch's money over a period (DESIGN.md: what HQ and the branch owe each other)."""
 

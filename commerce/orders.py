@@ -18,7 +18,7 @@ completion reverses every posting and returns the units to the shelf.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import StrEnum
 from typing import Final
 
@@ -56,6 +56,7 @@ from commerce.plan import (
     Write,
 )
 from commerce.pricing import Offer, unit_price
+from commerce.values import value
 
 LINES_MAX: Final = 50
 QTY_MAX: Final = 999
@@ -112,7 +113,7 @@ TRANSITIONS: Final[dict[FulfillmentKind, dict[OrderState, dict[Action, OrderStat
 OPEN_STATES: Final = frozenset({S.PLACED, S.READY, S.SHIPPED, S.PICKED_UP, S.DELIVERED})
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Line:
     sku: SkuId
     qty: int
@@ -123,7 +124,7 @@ class Line:
         return Amount(self.qty * self.unit_price)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class Order:
     id: OrderId
     merchant: MerchantId
@@ -168,7 +169,7 @@ class Order:
         return ledger.HQ_CASHBACK
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Planned:
     """A plan and the order as it will be once the plan is applied."""
 
@@ -179,7 +180,7 @@ class Planned:
 # -- placing --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class PlaceOrder:
     """A shopper's purchase in a branch room; ids, code and digest are minted at the edge."""
 
@@ -197,7 +198,7 @@ class PlaceOrder:
     address: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class OrderingView:
     """What the store reads for the core before planning (TigerBeetle's prefetch)."""
 

@@ -5,7 +5,8 @@ hold at the instant of applying (every rule that races: stock, balance, per-shop
 limit, idempotency key, order state, flash deadline) and the writes to make if they
 do. A store applies a plan whole or not at all (one SQLite transaction, one Lua
 script) and implements every kind below; a new kind breaks mypy's exhaustiveness
-checks in each adapter until it is handled there.
+checks in each adapter until it is handled there. The kinds are final, so an adapter
+may also tell them apart by exact type.
 
 Guards are checked in the order given; the first that fails decides the refusal, so
 operations list them in the precedence of their `Reason`s (TigerBeetle's result
@@ -14,11 +15,11 @@ codes work the same way).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, final
 
 from commerce.ids import Amount, BranchId, OrderId, ShopperId, SkuId
+from commerce.values import value
 
 if TYPE_CHECKING:
     from commerce.events import Event
@@ -44,7 +45,7 @@ class Reason(StrEnum):
     FORBIDDEN = "forbidden"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Refusal:
     reason: Reason
     field: str | None = None  # the request field to blame, if any
@@ -54,7 +55,8 @@ class Refusal:
 # -- guards: predicates checked inside the atomic apply -------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class KeyUnseen:
     """Idempotency: the key (scoped to merchant and shopper) has no order yet.
 
@@ -67,14 +69,16 @@ class KeyUnseen:
     body_digest: str
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class StockAtLeast:
     branch: BranchId
     sku: SkuId
     qty: int
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class BalanceAtLeast:
     """The shopper's stored value, less what is held for open orders, covers `amount`."""
 
@@ -82,7 +86,8 @@ class BalanceAtLeast:
     amount: Amount
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class BoughtAtMost:
     """The shopper has bought at most `qty` of the SKU so far (per-shopper limit)."""
 
@@ -91,7 +96,8 @@ class BoughtAtMost:
     qty: int
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class OrderInState:
     """Optimistic concurrency: the order is still in the state the plan was made from."""
 
@@ -99,7 +105,8 @@ class OrderInState:
     state: OrderState
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class BeforeTime:
     """The store's clock is before `deadline_ms` (on Redis, the script's TIME)."""
 
@@ -107,7 +114,8 @@ class BeforeTime:
     reason: Reason
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class NotBeforeTime:
     """The store's clock has reached `due_ms` (expiry must not run early)."""
 
@@ -139,7 +147,8 @@ class StockMove(StrEnum):
     RETURN = "return"  # sold -> available (a refunded item back on the shelf)
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class MoveStock:
     branch: BranchId
     sku: SkuId
@@ -147,7 +156,8 @@ class MoveStock:
     move: StockMove
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class HoldStoredValue:
     """Two-phase, pending: `amount` of the shopper's stored value promised to an order."""
 
@@ -156,7 +166,8 @@ class HoldStoredValue:
     amount: Amount
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class ReleaseHold:
     """Ends the order's hold (voided, or posted by a transfer in the same plan)."""
 
@@ -165,12 +176,14 @@ class ReleaseHold:
     amount: Amount
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class PostTransfer:
     transfer: Transfer
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class CountBought:
     """Adds `qty` (negative on cancel or refund) to what the shopper bought of a SKU."""
 
@@ -179,14 +192,16 @@ class CountBought:
     qty: int
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class PutOrder:
     """Inserts or replaces the order record (its state change is guarded by OrderInState)."""
 
     order: Order
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class RememberKey:
     shopper: ShopperId
     key: str
@@ -195,7 +210,8 @@ class RememberKey:
     expires_at_ms: int  # kept at least 24 h (DESIGN.md)
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class AttributeCustomer:
     """First touch: the shopper becomes a customer of this branch unless already one's."""
 
@@ -204,18 +220,21 @@ class AttributeCustomer:
     at_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class ScheduleExpiry:
     order: OrderId
     due_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class CancelExpiry:
     order: OrderId
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class EnqueueFulfillment:
     """The order enters its fulfilling branch's queue (exactly once, in acceptance order)."""
 
@@ -223,7 +242,8 @@ class EnqueueFulfillment:
     order: OrderId
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class AckFulfillment:
     """The branch acted on the order: its queue entry is done (no-op if already done)."""
 
@@ -231,7 +251,8 @@ class AckFulfillment:
     order: OrderId
 
 
-@dataclass(frozen=True, slots=True)
+@final
+@value
 class AppendOutbox:
     """An event for the fulfilling branch's queue and the bus, in order of acceptance."""
 
@@ -255,7 +276,7 @@ Write = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Plan:
     guards: tuple[Guard, ...]
     writes: tuple[Write, ...]

@@ -3,13 +3,12 @@ window runs, with the per-shopper limit that comes with it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from commerce.catalog import Sku
 from commerce.ids import Amount, SkuId
+from commerce.values import value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class Offer:
     """A live price for a SKU, set by the host (a pinned card carries one).
 

@@ -8,12 +8,12 @@ next state or a refusal reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from commerce.catalog import Branch
 from commerce.ids import MerchantId, ShowId
+from commerce.values import value
 
 
 class ShowStatus(StrEnum):
@@ -46,7 +46,7 @@ TRANSITIONS: Final[dict[ShowStatus, dict[ShowEvent, ShowStatus]]] = {
 }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class Show:
     id: ShowId
     merchant: MerchantId
@@ -54,7 +54,7 @@ class Show:
     status: ShowStatus = ShowStatus.SCHEDULED
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class BranchRoom:
     """A show as seen from one branch: the unit a shopper visits and buys in."""
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
 from aiortc import RTCIceServer
 
+from commerce.values import value
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
+@value(kw_only=True)
 class Config:
     host: str = "127.0.0.1"
     port: int = 8080

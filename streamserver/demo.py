@@ -10,13 +10,13 @@ it (streamserver/provisioning.py).
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from typing import Final
 
 from commerce.access import Role
 from commerce.catalog import Branch, CashbackFunder, Merchant, Terms
 from commerce.ids import Amount, RateBp
 from commerce.shows import Show
+from commerce.values import value
 from streamserver import provisioning
 from streamserver.store.port import Store
 
@@ -47,7 +47,7 @@ TERMS: Final = Terms(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Credential:
     role: Role
     email: str
@@ -55,7 +55,7 @@ class Credential:
     branch: Branch | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class Demo:
     merchant: Merchant
     operator_token: str

@@ -7,11 +7,11 @@ table and calls every non-public route with no token and with the wrong role's t
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import web
 
+from commerce.values import value
 from streamserver import pages, whip
 from streamserver.api import (
     cards,
@@ -28,7 +28,7 @@ from streamserver.auth import Access
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Route:
     method: str
     path: str

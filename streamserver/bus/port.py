@@ -11,17 +11,17 @@ on a per-merchant channel without numbers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from commerce.ids import MerchantId, ShowId
+from commerce.values import value
 
 BACKLOG_MAX: Final = 1024  # events kept per show for resuming clients
 
 Event = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Published:
     seq: int
     event: Event

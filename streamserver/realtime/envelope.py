@@ -9,10 +9,11 @@ per-message compression is off, so the bytes are the same for every client.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Any, Final
 
 import msgpack
+
+from commerce.values import value
 
 VERSION: Final = 1
 INBOUND_BYTES_MAX: Final = 4096  # a hello or a heartbeat is tens of bytes
@@ -23,14 +24,14 @@ class BadFrame(ValueError):
     """An inbound message the server will not act on; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Hello:
     """First message of a connection: where the client left off, if anywhere."""
 
     last_seq: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Heartbeat:
     pass
 

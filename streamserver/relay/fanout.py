@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from commerce.values import value
 from streamserver.relay.keyframes import KEYFRAME_START, KeyframeThrottle
 from streamserver.relay.tap import Egress
 
@@ -33,7 +34,7 @@ _HEADER = struct.Struct("!BBHII")
 _SEQ = struct.Struct("!H")
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Variant:
     """What a viewer's negotiation makes different in the packet header: PT and extensions."""
 

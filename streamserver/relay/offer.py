@@ -8,12 +8,13 @@ send is known before its answer is made: viewers are then offered exactly that c
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Final
 
 from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpSender
 from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.sdp import MediaDescription, SessionDescription
+
+from commerce.values import value
 
 OFFER_BYTES_MAX: Final = 64 * 1024
 # What the relay forwards without decoding (aiortc can packetise these, and every
@@ -25,7 +26,7 @@ class BadOffer(ValueError):
     """The offer cannot be used; the message says why, for the client's developer."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class OfferedMedia:
     kind: str  # "audio" | "video"
     mid: str
@@ -33,7 +34,7 @@ class OfferedMedia:
     codecs: tuple[RTCRtpCodecCapability, ...]  # ours that the offer accepts, offer order
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Offer:
     sdp: str
     media: tuple[OfferedMedia, ...]

@@ -30,6 +30,7 @@ from aiortc import (
 
 from commerce.ids import BranchId, ShowId
 from commerce.shows import ShowEvent
+from commerce.values import value
 from streamserver.relay import tap
 from streamserver.relay.fanout import Output, TrackFanout, Variant
 from streamserver.relay.keyframes import KeyframeThrottle
@@ -64,7 +65,7 @@ class UnknownSession(RelayError):
     status = 404
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RelaySettings:
     ice_servers: tuple[RTCIceServer, ...] = ()
     loopback_only: bool = False  # every ICE host address is loopback: drop others' candidates
@@ -73,7 +74,7 @@ class RelaySettings:
     connect_timeout_s: float = 20.0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Answer:
     session_id: str
     sdp: str

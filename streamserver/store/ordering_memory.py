@@ -16,7 +16,6 @@ a shopper (bounded: least recently used entries go).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Final
 
 from cachetools import LRUCache
@@ -26,12 +25,13 @@ from commerce.ids import BranchId, MerchantId, ShopperId, SkuId
 from commerce.orders import OrderingView
 from commerce.plan import CountBought, Plan
 from commerce.pricing import Offer
+from commerce.values import value
 from streamserver.store.port import StockChange
 
 BOUGHT_ENTRIES_MAX: Final = 200_000
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Catalog:
     terms: Terms
     branches: tuple[Branch, ...]
@@ -39,7 +39,7 @@ class Catalog:
     offers: Mapping[SkuId, Offer]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Missing:
     """What a view needs that memory lacks: one load on the writer thread fetches it."""
 
@@ -48,7 +48,7 @@ class Missing:
     bought: tuple[SkuId, ...]  # of the shopper asking, limited SKUs only
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Loaded:
     merchant: MerchantId
     shopper: ShopperId

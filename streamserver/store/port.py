@@ -31,7 +31,6 @@ AckFulfillment (the fulfilling branch's queue), AppendOutbox (every event, in or
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from commerce.access import Actor, Role
@@ -44,21 +43,22 @@ from commerce.orders import Order, OrderingView
 from commerce.plan import Plan, Refusal
 from commerce.pricing import Offer
 from commerce.shows import Show, ShowStatus
+from commerce.values import value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class StockChange:
     branch: BranchId
     sku: SkuId
     available: int  # absolute, after the plan: a lost UI event heals with the next
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Applied:
     stock: tuple[StockChange, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Replayed:
     order: OrderId
 
@@ -66,7 +66,7 @@ class Replayed:
 ApplyResult = Applied | Replayed | Refusal
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class StoredValue:
     balance: Amount
     held: Amount
@@ -76,26 +76,26 @@ class StoredValue:
         return Amount(self.balance - self.held)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Customer:
     shopper: ShopperId
     branch: BranchId
     since_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class QueueEntry:
     id: str  # the adapter's position (SQLite seq, Redis stream id); ascending
     order: OrderId
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class OutboxEntry:
     seq: int
     event: OrderEvent
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value(kw_only=True)
 class User:
     """A person who signs in with a password: an HQ operator or a branch's franchisee."""
 
@@ -106,13 +106,13 @@ class User:
     password_hash: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Session:
     actor: Actor
     expires_at_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Durability:
     """Whether an acknowledged order survives a crash of the store's process."""
 
