@@ -6,13 +6,17 @@ handler never builds an error response for malformed input itself.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 
 JSON_BODY_BYTES_MAX = 64 * 1024
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class BadInput(Exception):
@@ -58,3 +62,15 @@ def coordinate_field(data: dict[str, Any], name: str, *, bound: float) -> float 
     if abs(value) > bound:
         raise BadInput(name, f"{name} must be between -{bound} and {bound}")
     return float(value)
+
+
+def choice_field(data: dict[str, Any], name: str, choices: type[E], default: E | None = None) -> E:
+    """One of `choices`' values, or `default` when the field is absent."""
+    value = data.get(name)
+    if value is None and default is not None:
+        return default
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return choices(value)
+    allowed = " or ".join(f"'{choice}'" for choice in choices)
+    raise BadInput(name, f"{name} must be {allowed}")

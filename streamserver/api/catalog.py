@@ -18,7 +18,13 @@ from streamserver import provisioning
 from streamserver.api.fulfillment import period
 from streamserver.api.merchants import ADDRESS_LENGTH_MAX, NAME_LENGTH_MAX, present_branch
 from streamserver.api.orders import now_ms
-from streamserver.badinput import BadInput, coordinate_field, read_json_object, text_field
+from streamserver.badinput import (
+    BadInput,
+    choice_field,
+    coordinate_field,
+    read_json_object,
+    text_field,
+)
 from streamserver.keys import BUS, READS, STOCK_FEED, STORE
 from streamserver.responses import json_response
 from streamserver.store import codec
@@ -59,13 +65,11 @@ async def get_terms(request: web.Request) -> web.Response:
 
 async def put_terms(request: web.Request) -> web.Response:
     data = await read_json_object(request)
-    funder = data.get("cashback_funder", CashbackFunder.HQ)
-    if funder not in set(CashbackFunder):
-        raise BadInput("cashback_funder", "cashback_funder must be 'hq' or 'branch'")
+    funder = choice_field(data, "cashback_funder", CashbackFunder, CashbackFunder.HQ)
     terms = Terms(
         commission_rate_bp=RateBp(int_field(data, "commission_rate_bp", low=0, high=10_000)),
         cashback_rate_bp=RateBp(int_field(data, "cashback_rate_bp", low=0, high=10_000, default=0)),
-        cashback_funder=CashbackFunder(funder),
+        cashback_funder=funder,
         pickup_hold_s=int_field(data, "pickup_hold_s", low=60, high=30 * 86400, default=7200),
     )
     await request.app[STORE].set_terms(_merchant(request), terms)

@@ -22,7 +22,7 @@ from commerce.plan import KeyUnseen, Plan, Reason, Refusal
 from commerce.shows import ShowStatus
 from streamserver.api.lookup import find_room_branch, find_show
 from streamserver.auth import ACTOR
-from streamserver.badinput import BadInput, coordinate_field, read_json_object
+from streamserver.badinput import BadInput, choice_field, coordinate_field, read_json_object
 from streamserver.effects import after_apply
 from streamserver.ids import new_id, pickup_code
 from streamserver.keys import STORE
@@ -90,7 +90,7 @@ async def post_order(request: web.Request) -> web.Response:
         branch=branch.id,
         shopper=actor.shopper,
         lines=_lines(data),
-        fulfillment=_fulfillment(data),
+        fulfillment=choice_field(data, "fulfillment", FulfillmentKind),
         stored_value=_stored_value(data),
         key=key,
         body_digest=_digest(data, branch.id),
@@ -202,13 +202,6 @@ def _lines(data: dict[str, Any]) -> tuple[tuple[SkuId, int], ...]:
             raise BadInput(f"lines[{i}].sku", "each sku may appear once")
         lines.append((SkuId(sku), qty))
     return tuple(lines)
-
-
-def _fulfillment(data: dict[str, Any]) -> FulfillmentKind:
-    value = data.get("fulfillment")
-    if value not in set(FulfillmentKind):
-        raise BadInput("fulfillment", "fulfillment must be 'pickup' or 'delivery'")
-    return FulfillmentKind(value)
 
 
 def _stored_value(data: dict[str, Any]) -> Amount:

@@ -238,6 +238,8 @@ BAD_ORDERS = [
     ({"lines": [{"sku": "k_x", "qty": True}]}, "lines[0].qty"),
     ({"lines": [{"sku": "k_x", "qty": 1}, {"sku": "k_x", "qty": 1}]}, "lines[1].sku"),
     ({"lines": [{"sku": "k_x", "qty": 1}], "fulfillment": "drone"}, "fulfillment"),
+    ({"lines": [{"sku": "k_x", "qty": 1}], "fulfillment": ["pickup"]}, "fulfillment"),
+    ({"lines": [{"sku": "k_x", "qty": 1}], "fulfillment": {"kind": "pickup"}}, "fulfillment"),
     ({"lines": [{"sku": "k_x", "qty": 1}], "fulfillment": "delivery"}, "destination"),
     (
         {
@@ -263,6 +265,26 @@ async def test_bad_orders_are_refused_naming_the_field(
     status, refused = await call(server, "POST", shop.room_orders(0), body, buying(mei))
     assert status == 400, refused
     assert refused["field"] == field
+
+
+BAD_TERMS = [
+    ({"commission_rate_bp": -1}, "commission_rate_bp"),
+    ({"commission_rate_bp": 10_001}, "commission_rate_bp"),
+    ({"commission_rate_bp": 1000, "cashback_funder": "franchisor"}, "cashback_funder"),
+    ({"commission_rate_bp": 1000, "cashback_funder": ["hq"]}, "cashback_funder"),
+    ({"commission_rate_bp": 1000, "pickup_hold_s": 5}, "pickup_hold_s"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_TERMS)
+async def test_bad_terms_are_refused_naming_the_field_and_change_nothing(
+    server: Server, shop: Shop, body: dict[str, object], field: str
+) -> None:
+    terms = f"/api/merchants/{shop.seeded.merchant}/terms"
+    before = await ok(server, "GET", terms, headers=shop.operator)
+    status, refused = await call(server, "PUT", terms, body, shop.operator)
+    assert (status, refused["field"]) == (400, field), refused
+    assert await ok(server, "GET", terms, headers=shop.operator) == before
 
 
 async def test_an_order_needs_an_idempotency_key_and_a_shopper(server: Server, shop: Shop) -> None:
