@@ -31,7 +31,30 @@ def random_bytes(n: int) -> bytes:
 
 def new_id(kind: str) -> str:
     """A fresh id for `kind` ("merchant", "branch", "show", ...): 80 random bits in base32."""
-    return ID_PREFIX[kind] + base64.b32encode(random_bytes(10)).decode().lower()
+    return ID_PREFIX[kind] + base32_80(random_bytes(10))
+
+
+# Every 10-bit group as its two base32 letters (RFC 4648's alphabet, lower case), so 80
+# bits are 8 lookups: base64.b32encode is pure Python on 3.11 and took 2.2 us an id.
+_PAIRS: Final = tuple(
+    a + b for a in "abcdefghijklmnopqrstuvwxyz234567" for b in "abcdefghijklmnopqrstuvwxyz234567"
+)
+
+
+def base32_80(ten: bytes) -> str:
+    """`base64.b32encode(ten).decode().lower()` for exactly 10 bytes (no padding)."""
+    n = int.from_bytes(ten, "big")
+    p = _PAIRS
+    return (
+        p[n >> 70]
+        + p[n >> 60 & 1023]
+        + p[n >> 50 & 1023]
+        + p[n >> 40 & 1023]
+        + p[n >> 30 & 1023]
+        + p[n >> 20 & 1023]
+        + p[n >> 10 & 1023]
+        + p[n & 1023]
+    )
 
 
 def new_token() -> str:
