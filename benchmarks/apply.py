@@ -52,7 +52,7 @@ from commerce.ids import (
 )
 from commerce.orders import FulfillmentKind, PlaceOrder, Planned, place_order
 from commerce.plan import MoveStock, Plan, PostTransfer, Reason, Refusal, StockMove
-from streamserver.ids import new_id
+from streamserver.ids import new_id, new_order_id
 from streamserver.store.port import Applied, Store
 from streamserver.store.redis import RedisStore
 from streamserver.store.sqlite import SqliteStore
@@ -99,7 +99,7 @@ async def make_plans(store: Store, world: dict[str, Any], n: int) -> list[tuple[
         shopper = world["shoppers"][i % len(world["shoppers"])]
         pays_stored_value = i % 2 == 0
         cmd = PlaceOrder(
-            order=OrderId(new_id("order")),
+            order=OrderId(new_order_id()),
             merchant=merchant,
             branch=branch.id,
             shopper=shopper,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import threading
+import time
 from typing import Final
 
 from commerce.ids import ID_PREFIX
@@ -31,30 +32,35 @@ def random_bytes(n: int) -> bytes:
 
 def new_id(kind: str) -> str:
     """A fresh id for `kind` ("merchant", "branch", "show", ...): 80 random bits in base32."""
-    return ID_PREFIX[kind] + base32_80(random_bytes(10))
+    return ID_PREFIX[kind] + base32(random_bytes(10))
 
 
-# Every 10-bit group as its two base32 letters (RFC 4648's alphabet, lower case), so 80
-# bits are 8 lookups: base64.b32encode is pure Python on 3.11 and took 2.2 us an id.
-_PAIRS: Final = tuple(
-    a + b for a in "abcdefghijklmnopqrstuvwxyz234567" for b in "abcdefghijklmnopqrstuvwxyz234567"
-)
+def new_order_id() -> str:
+    """An order id that sorts by when it was minted: 48 bits of Unix milliseconds, then 72
+    random bits (UUIDv7's layout, RFC 9562), in base32.
+
+    The SQLite store indexes orders by id in several tables (orders, queue, expiry,
+    pickups). Random ids put each insert on a page of its own in every one of them, and
+    a commit writes each page it touched whole: a flash sale wrote about 77 KB to disk
+    per purchase, and the writer process spent 190 us on it. Ids in minting order land
+    on the pages the last inserts touched: 3,300 -> 3,900-4,000 purchases/s.
+    """
+    ms = time.time_ns() // 1_000_000
+    return ID_PREFIX["order"] + base32(ms.to_bytes(6, "big") + random_bytes(9))
 
 
-def base32_80(ten: bytes) -> str:
-    """`base64.b32encode(ten).decode().lower()` for exactly 10 bytes (no padding)."""
-    n = int.from_bytes(ten, "big")
-    p = _PAIRS
-    return (
-        p[n >> 70]
-        + p[n >> 60 & 1023]
-        + p[n >> 50 & 1023]
-        + p[n >> 40 & 1023]
-        + p[n >> 30 & 1023]
-        + p[n >> 20 & 1023]
-        + p[n >> 10 & 1023]
-        + p[n & 1023]
-    )
+# RFC 4648's base32 letters in ASCII order, so ids compare as text as their bits do
+# (RFC 4648's own order puts 2-7 last); every 10-bit group as its two letters, because
+# base64.b32encode is pure Python on 3.11 and took 2.2 us an id, this about 1.
+_ALPHABET: Final = "234567abcdefghijklmnopqrstuvwxyz"
+_PAIRS: Final = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
+
+
+def base32(data: bytes) -> str:
+    """Base32 of a multiple of 5 bytes (no padding), in an order-keeping alphabet."""
+    assert len(data) % 5 == 0
+    n = int.from_bytes(data, "big")
+    return "".join([_PAIRS[n >> shift & 1023] for shift in range(len(data) * 8 - 10, -1, -10)])
 
 
 def new_token() -> str:

@@ -24,7 +24,7 @@ from streamserver.api.lookup import find_room_branch, find_show
 from streamserver.auth import ACTOR
 from streamserver.badinput import BadInput, choice_field, coordinate_field, read_json_object
 from streamserver.effects import after_apply
-from streamserver.ids import new_id, pickup_code
+from streamserver.ids import new_order_id, pickup_code
 from streamserver.keys import STORE
 from streamserver.refusals import refusal_response
 from streamserver.responses import json_response
@@ -85,7 +85,7 @@ async def post_order(request: web.Request) -> web.Response:
         )
     data = await read_json_object(request)
     cmd = PlaceOrder(
-        order=OrderId(new_id("order")),
+        order=OrderId(new_order_id()),
         merchant=show.merchant,
         branch=branch.id,
         shopper=actor.shopper,
