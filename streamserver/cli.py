@@ -33,12 +33,6 @@ T = TypeVar("T")
 # Where `lianbo serve` listens unless told otherwise: the address the printed links use.
 DEFAULT_BASE: Final = "http://127.0.0.1:8080"
 MERCHANT_NAME_LENGTH_MAX: Final = 120
-# With SQLite, every purchase's plan passes the store's writer thread, which needs the
-# GIL briefly to hand it to the writer process and again to take the answer; at the
-# default 5 ms it could wait that long behind a busy event loop while the writer
-# process idled. Flash sale, 64 shoppers, alternating A/B: 3,385-3,530 -> 3,718-3,831/s,
-# p99 31.5-32.1 -> 28.3-29.6 ms.
-SQLITE_SWITCH_INTERVAL_S: Final = 0.0005
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,8 +140,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     # run_app turns SIGINT and SIGTERM into a graceful exit: cleanup contexts close
     # every peer and the store before the process ends.
     app = make_app(config)
-    if not config.redis_url:
-        sys.setswitchinterval(SQLITE_SWITCH_INTERVAL_S)
     app.on_startup.append(_freeze_startup_objects)
     web.run_app(app, sock=sock, print=None, access_log=None)
     logger.info("lianbo stopped")

@@ -1,7 +1,7 @@
 """The embedded store's in-memory copy of what an ordering view reads.
 
-SQLite has one writer, this process's writer thread, so the copy can be exact: what is
-missing is loaded by a job on the writer thread (between two batches), and every
+SQLite has one writer, this process's write loop, so the copy can be exact: what is
+missing is loaded by a job on the write thread (between two batches), and every
 change is applied on the event loop in commit order, by the same callback that answers
 the batch's callers. A purchase then builds its view without a thread hop; the hop and
 the row decoding were a third of a purchase's cost. Guards in the transaction still
@@ -41,7 +41,7 @@ class Catalog:
 
 @value
 class Missing:
-    """What a view needs that memory lacks: one load on the writer thread fetches it."""
+    """What a view needs that memory lacks: one load on the write thread fetches it."""
 
     catalog: bool
     levels: tuple[SkuId, ...]

@@ -1,12 +1,13 @@
 """The embedded store: everything in one SQLite file, WAL mode.
 
-Writes are ordered by one writer thread (SQLite has one writer; a thread makes that
-explicit and keeps the event loop free). Plans waiting together are applied in one
-transaction by a child process (store/sqlite_writer.py, store/sqlite_apply.py), so the
-commit (the fsync) is shared and the statements' Python does not take the event loop's
-GIL: that is what lets the embedded default take thousands of purchases per second with
-`synchronous=FULL`. A plan's caller is answered only after the commit. Reads use
-separate connections on a small thread pool (WAL readers never block the writer).
+Writes are ordered by one write loop, a task on the event loop (SQLite has one writer;
+one loop makes that explicit). Plans waiting together are applied in one transaction by
+a child process (store/sqlite_writer.py, store/sqlite_apply.py), so the commit (the
+fsync) is shared and the statements' Python does not take the event loop's GIL: that is
+what lets the embedded default take thousands of purchases per second with
+`synchronous=FULL`. A plan's caller is answered only after the commit. Other writes run
+one at a time on a write thread, between batches. Reads use separate connections on a
+small thread pool (WAL readers never block the writer).
 
 Bearer tokens are stored as SHA-256 digests: they are random 256-bit secrets, so a
 slow password hash would add nothing.
@@ -19,7 +20,6 @@ import collections
 import hashlib
 import hmac
 import logging
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -207,9 +207,8 @@ def token_digest(token: str) -> bytes:
 
 @dataclass(slots=True)
 class _Job:
-    """Work for the writer thread: a plan to apply, or a function to run alone."""
+    """Work for the write loop: a plan to apply, or a function to run alone."""
 
-    loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     merchant: MerchantId | None = None
     plan: Plan | None = None
@@ -235,8 +234,10 @@ class SqliteStore:
         assert synchronous in ("FULL", "NORMAL")
         self._path = path
         self._synchronous = synchronous
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
+        self._jobs: asyncio.Queue[_Job | None] = asyncio.Queue()
+        self._writing: asyncio.Task[None] | None = None
+        self._db: sqlite3.Connection | None = None  # the write connection, on _write_thread
+        self._write_thread: ThreadPoolExecutor | None = None
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-read")
         self._local = threading.local()
         self._read_connections: list[sqlite3.Connection] = []
@@ -254,17 +255,22 @@ class SqliteStore:
         if not had_pickup_index:  # a data dir from before the index: fill it once
             with db:
                 _index_waiting_pickups(db)
-        self._writer = threading.Thread(
-            target=self._write_loop, args=(db,), name="sqlite-write", daemon=True
-        )
-        self._writer.start()
+        self._db = db
+        self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-write")
+        self._writing = asyncio.get_running_loop().create_task(self._write_loop())
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._jobs.put(None)
-            await asyncio.to_thread(self._writer.join)
-            self._writer = None
-        await asyncio.to_thread(self._plans.stop)
+        if self._writing is not None:
+            self._jobs.put_nowait(None)
+            await self._writing
+            self._writing = None
+        await self._plans.stop()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._write_thread is not None:
+            self._write_thread.shutdown(wait=True)
+            self._write_thread = None
         self._readers.shutdown(wait=True)
         with self._lock:
             for conn in self._read_connections:
@@ -275,6 +281,11 @@ class SqliteStore:
     def writer_pid(self) -> int | None:
         """The process applying plans (store/sqlite_writer.py), once started."""
         return self._plans.pid
+
+    @property
+    def batches_in_writer(self) -> int:
+        """Batches of plans the writer process holds, sent and not yet answered."""
+        return self._plans.batches_in_flight
 
     async def durability(self) -> Durability:
         if self._synchronous == "FULL":
@@ -306,9 +317,8 @@ class SqliteStore:
     async def _write(
         self, fn: Callable[[sqlite3.Connection], T], on_done: Callable[[T], None] | None = None
     ) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(loop, future, fn=fn, on_done=on_done))
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.put_nowait(_Job(future, fn=fn, on_done=on_done))
         return await future
 
     async def _write_catalog(
@@ -317,72 +327,72 @@ class SqliteStore:
         """A write to what ordering views read: memory drops that merchant's catalog."""
         await self._write(fn, lambda _: self._memory.forget_catalog(merchant))
 
-    # -- the writer thread --------------------------------------------------------------
+    # -- the write loop -----------------------------------------------------------------
 
-    def _write_loop(self, db: sqlite3.Connection) -> None:
+    async def _write_loop(self) -> None:
         """Takes jobs in order. Plans waiting together go to the writer process as one
-        batch, up to PLAN_BATCHES_IN_FLIGHT batches at once (it commits them in order);
-        a job of its own runs here once every batch before it is answered."""
-        in_flight: collections.deque[list[_Job]] = collections.deque()
+        batch, while at most PLAN_BATCHES_IN_FLIGHT are there (it commits them in order,
+        and the next batch grows while they are); a job of its own runs on the write
+        thread once every batch before it is answered."""
+        in_flight: collections.deque[asyncio.Future[list[Outcome]]] = collections.deque()
         carried: _Job | None = None
-        stopping = False
-        try:
-            while True:
-                idle = carried is None and (stopping or self._jobs.empty())
-                if in_flight and (idle or carried or len(in_flight) == PLAN_BATCHES_IN_FLIGHT):
-                    self._settle_batch_from(in_flight.popleft())
-                    continue
-                if stopping:
-                    return  # every batch answered above
-                job = carried if carried is not None else self._jobs.get()
-                carried = None
-                if job is None:
-                    stopping = True
-                    continue
-                if job.fn is not None:
-                    self._run_alone(db, job)
-                    continue
-                batch = [job]
-                while len(batch) < BATCH_PLANS_MAX:
-                    try:
-                        more = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        stopping = True
-                        break
-                    if more.fn is not None:
-                        carried = more
-                        break
-                    batch.append(more)
-                self._plans.send([(j.merchant, j.plan) for j in batch])  # type: ignore[misc]
-                in_flight.append(batch)
-        finally:
-            db.close()
+        while True:
+            job = carried if carried is not None else await self._jobs.get()
+            carried = None
+            if job is None:
+                break
+            if job.fn is not None:
+                while in_flight:
+                    await in_flight.popleft()  # answered by _settle_batch first
+                await self._run_alone(job)
+                continue
+            while len(in_flight) >= PLAN_BATCHES_IN_FLIGHT:
+                await in_flight.popleft()
+            batch = [job]
+            while len(batch) < BATCH_PLANS_MAX and not self._jobs.empty():
+                more = self._jobs.get_nowait()
+                if more is None or more.fn is not None:
+                    carried = more
+                    break
+                batch.append(more)
+            try:
+                answered = await self._plans.send([(j.merchant, j.plan) for j in batch])  # type: ignore[misc]
+            except Exception as exc:  # the child cannot start: these callers learn why
+                logger.exception("cannot start the SQLite writer process")
+                for j in batch:
+                    _settle(j, None, exc)
+                continue
+            answered.add_done_callback(partial(self._settle_batch, batch))
+            in_flight.append(answered)
+        for answered in in_flight:
+            await answered
 
-    @staticmethod
-    def _resolve(job: _Job, result: Any = None, error: BaseException | None = None) -> None:
-        job.loop.call_soon_threadsafe(_settle, job, result, error)
-
-    def _run_alone(self, db: sqlite3.Connection, job: _Job) -> None:
+    async def _run_alone(self, job: _Job) -> None:
         assert job.fn is not None
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self._write_thread, self._transaction, job.fn)
+        except Exception as exc:
+            _settle(job, None, exc)
+        else:
+            _settle(job, result, None)
+
+    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._db
+        assert db is not None, "store used before open()"
         try:
             db.execute("BEGIN IMMEDIATE")
-            result = job.fn(db)
+            result = fn(db)
             db.execute("COMMIT")
-        except BaseException as exc:
+        except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            self._resolve(job, error=exc)
-        else:
-            self._resolve(job, result)
+            raise
+        return result
 
-    def _settle_batch_from(self, batch: list[_Job]) -> None:
-        outcomes = self._plans.receive()
-        # Answered only once committed, in one hop: memory first, then every caller.
-        batch[0].loop.call_soon_threadsafe(self._settle_batch, batch, outcomes)
-
-    def _settle_batch(self, batch: list[_Job], outcomes: list[Outcome]) -> None:
+    def _settle_batch(self, batch: list[_Job], answered: asyncio.Future[list[Outcome]]) -> None:
+        """Memory first, then every caller: in commit order, as batches are answered."""
+        outcomes = answered.result()
         for job, (result, error) in zip(batch, outcomes, strict=True):
             if isinstance(result, Applied):
                 assert job.merchant is not None
@@ -396,9 +406,8 @@ class SqliteStore:
     # -- commerce -----------------------------------------------------------------------
 
     async def apply(self, merchant_id: MerchantId, plan: Plan) -> ApplyResult:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[ApplyResult] = loop.create_future()
-        self._jobs.put(_Job(loop, future, merchant=merchant_id, plan=plan))
+        future: asyncio.Future[ApplyResult] = asyncio.get_running_loop().create_future()
+        self._jobs.put_nowait(_Job(future, merchant=merchant_id, plan=plan))
         return await future
 
     async def ordering_view(
@@ -901,7 +910,7 @@ class SqliteStore:
 
 
 def _load(conn: sqlite3.Connection, m: MerchantId, shopper: ShopperId, missing: Missing) -> Loaded:
-    """On the writer thread, between batches: what `OrderingMemory` lacks for a view."""
+    """On the write thread, between batches: what `OrderingMemory` lacks for a view."""
     catalog = None
     if missing.catalog:
         skus = conn.execute(

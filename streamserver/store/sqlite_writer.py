@@ -6,14 +6,17 @@ machine's other core idled (BENCHMARKS.md, "Flash sale"). Here a batch of plans 
 a pipe, pickled, to a child process that owns a write connection to the same file, and
 the outcomes come back once committed.
 
-The store's writer thread still orders every write: it hands a batch to the child and
-waits for the outcomes before it takes the next job. So commits happen in the order the
-thread takes jobs (store/ordering_memory.py relies on it), and the thread's own writes
-(catalog, sessions, the memory's loads) never wait on the child for SQLite's lock.
+The parent's end lives on the event loop: the store's write loop (store/sqlite.py) sends
+a batch and its outcomes arrive through the loop's own poller. An earlier version sent
+and received on a writer thread, and each batch paid two thread hops and a wait for the
+GIL on top of the pipe. The write loop still orders every write, so commits happen in
+the order it takes jobs (store/ordering_memory.py relies on it), and its own writes
+(catalog, sessions, the memory's loads) run only when no batch is in the child.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import copyreg
 import dataclasses
@@ -23,6 +26,7 @@ import pickle
 import signal
 import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -94,84 +98,132 @@ class WriterLost(RuntimeError):
     """The child died while it held a batch: whether it was committed is unknown."""
 
 
-class PlanWriter:
-    """The parent's end, used from the store's writer thread (its calls block).
+class _Link(asyncio.Protocol):
+    """The parent's side of the pipe: multiprocessing.connection's framing (a 4-byte
+    big-endian length, or -1 and an 8-byte one), which the child reads and writes."""
 
-    Batches are answered in the order they were sent. Several may be in flight: the
-    child applies one while the next is pickled and waits in the pipe.
-    """
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiting: collections.deque[tuple[int, asyncio.Future[list[Outcome]]]] = (
+            collections.deque()
+        )
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, data: bytes, count: int) -> asyncio.Future[list[Outcome]]:
+        assert self.transport is not None
+        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+        if len(data) > 0x7FFFFFFF:
+            self.transport.writelines([struct.pack("!iQ", -1, len(data)), data])
+        else:
+            self.transport.writelines([struct.pack("!i", len(data)), data])
+        self.waiting.append((count, future))
+        return future
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= 4:
+            (size,) = struct.unpack_from("!i", self.buffer)
+            start = 4
+            if size == -1:
+                if len(self.buffer) < 12:
+                    return
+                (size,) = struct.unpack_from("!Q", self.buffer, 4)
+                start = 12
+            if len(self.buffer) < start + size:
+                return
+            frame = bytes(self.buffer[start : start + size])
+            del self.buffer[: start + size]
+            count, future = self.waiting.popleft()
+            try:
+                outcomes: list[Outcome] = pickle.loads(frame)  # noqa: S301 (our own child)
+            except Exception as exc:  # an answer that does not unpickle: stop trusting it
+                logger.error("the SQLite writer process answered garbage (%s)", exc)
+                self.waiting.appendleft((count, future))
+                assert self.transport is not None
+                self.transport.abort()
+                return
+            future.set_result(outcomes)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self.waiting:
+            logger.error("lost the SQLite writer process (%s); the next write starts another", exc)
+        while self.waiting:
+            count, future = self.waiting.popleft()
+            lost = WriterLost("the store lost its writer process during this write")
+            future.set_result([(None, lost)] * count)
+
+
+class PlanWriter:
+    """The parent's end, on the event loop. Batches are answered in the order they were
+    sent; several may be in flight (the child applies one while the next waits in the
+    pipe). The child starts with the first batch, and again after it died."""
 
     def __init__(self, path: Path, synchronous: str) -> None:
         self._path = path
         self._synchronous = synchronous
-        self._process: subprocess.Popen[bytes] | None = None
-        self._pipe: Connection | None = None
-        self._child = 0  # which child a batch went to: one that died answers nothing
-        # Per batch sent, in order: its child, its size, and why it could not be sent.
-        self._sent: collections.deque[tuple[int, int, Exception | None]] = collections.deque()
+        self._process: asyncio.subprocess.Process | None = None
+        self._link: _Link | None = None
 
     @property
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
-    def start(self) -> None:
+    @property
+    def batches_in_flight(self) -> int:
+        """Sent and not yet answered."""
+        return 0 if self._link is None else len(self._link.waiting)
+
+    async def send(self, plans: Sequence[tuple[MerchantId, Plan]]) -> asyncio.Future[list[Outcome]]:
+        """Hand `plans` to the child. The future gets one outcome per plan once they are
+        committed: WriterLost for each if the child dies first (committed or not is
+        then unknown), the pickling error if the batch cannot cross."""
+        try:
+            data = _dumps(plans)
+        except Exception as exc:  # a bug: this batch fails, the writer carries on
+            failed: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+            failed.set_result([(None, exc)] * len(plans))
+            return failed
+        link = self._link
+        if link is None or link.lost:
+            link = await self._start()
+        return link.send(data, len(plans))
+
+    async def stop(self) -> None:
+        if self._link is not None and self._link.transport is not None:
+            self._link.transport.close()  # the child sees EOF and exits
+        self._link = None
+        await self._reap()
+
+    async def _start(self) -> _Link:
         """A fresh interpreter running this module: not a fork of this process, whose
         threads and event loop it would copy mid-flight, and not multiprocessing, which
         would import the server's whole __main__ into the child."""
+        await self._reap()  # the child that died, if any
         parent, child = socket.socketpair()
         with child:
             command = [sys.executable, "-m", __name__, str(child.fileno())]
             command += [str(self._path), self._synchronous]
-            self._process = subprocess.Popen(  # noqa: S603 (this interpreter, this module)
-                command, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL
+            self._process = await asyncio.create_subprocess_exec(
+                *command, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL
             )
-        self._pipe = Connection(parent.detach())
-        self._child += 1
+        loop = asyncio.get_running_loop()
+        _, self._link = await loop.connect_accepted_socket(_Link, parent)
+        return self._link
 
-    def send(self, plans: Sequence[tuple[MerchantId, Plan]]) -> None:
-        try:
-            data = _dumps(plans)
-        except Exception as exc:  # a bug: the batch fails, the writer carries on
-            self._sent.append((self._child, len(plans), exc))
+    async def _reap(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
             return
-        if self._pipe is None:
-            self.start()
-        assert self._pipe is not None
-        self._sent.append((self._child, len(plans), None))
         try:
-            self._pipe.send_bytes(data)
-        except OSError as exc:
-            self._lost(exc)
-
-    def receive(self) -> list[Outcome]:
-        """The outcomes of the oldest batch sent, once committed."""
-        child, count, unsent = self._sent.popleft()
-        if unsent is not None:
-            return [(None, unsent) for _ in range(count)]
-        if child == self._child and self._pipe is not None:
-            try:
-                outcomes: list[Outcome] = pickle.loads(self._pipe.recv_bytes())  # noqa: S301
-                return outcomes  # unpickled from our own child
-            except Exception as exc:  # EOF, a reset, or an answer that does not unpickle
-                self._lost(exc)
-        lost = WriterLost("the store lost its writer process during this write")
-        return [(None, lost) for _ in range(count)]
-
-    def stop(self) -> None:
-        if self._pipe is not None:
-            self._pipe.close()  # the child sees EOF and exits
-            self._pipe = None
-        if self._process is not None:
-            try:
-                self._process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
-
-    def _lost(self, exc: BaseException) -> None:
-        logger.error("lost the SQLite writer process (%s); the next write starts another", exc)
-        self.stop()
+            await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
 
 def _serve(pipe: Connection, path: str, synchronous: str) -> None:
