@@ -8,7 +8,7 @@ from typing import Any
 
 from commerce.ids import BranchId, MerchantId, ShowId
 from commerce.shows import Show, ShowStatus
-from streamserver.readcache import ReadCache
+from streamserver.readcache import ReadCache, _Expiring
 from streamserver.store.port import Store
 
 SHOW = Show(
@@ -80,3 +80,27 @@ async def test_a_record_forgotten_while_it_is_read_is_not_kept() -> None:
     assert await before_change == SHOW  # it asked first: it may see the old record
     assert await cache.show(SHOW.id) is None  # the next caller reads again
     assert store.reads == 2
+
+
+def test_entries_expire_after_their_ttl() -> None:
+    lasting: _Expiring[str, int] = _Expiring(size_max=10, ttl_s=60)
+    lasting["a"] = 1
+    assert lasting.get("a", None) == 1
+    gone: _Expiring[str, int] = _Expiring(size_max=10, ttl_s=0)
+    gone["a"] = 1
+    assert gone.get("a", None) is None
+    assert len(gone) == 0  # dropped when found expired
+
+
+def test_the_map_stays_bounded_dropping_the_oldest_first() -> None:
+    kept: _Expiring[int, int] = _Expiring(size_max=100, ttl_s=60)
+    for i in range(150):
+        kept[i] = i
+    kept[50] = 50  # stored again: now the newest
+    kept[150] = 150
+    assert len(kept) == 100
+    assert kept.get(49, None) is None
+    assert kept.get(51, None) is None  # the oldest after 50 moved to the end
+    assert [kept.get(i, None) for i in (50, 52, 149, 150)] == [50, 52, 149, 150]
+    kept.discard(150)
+    assert kept.get(150, None) is None
