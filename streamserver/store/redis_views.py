@@ -126,24 +126,44 @@ class OrderingViews:
             if level is not None
         }
         views: list[OrderingView | None] = []
+        # A flash sale's views differ only in what each shopper bought: the rest is
+        # built once per (room, SKUs) in the batch.
+        shared: dict[tuple[BranchId, tuple[SkuId, ...]], OrderingView | None] = {}
         for asked, bought in zip(batch.asked, reply[5], strict=True):
-            own = next((b for b in branches if b.id == asked.selling), None)
-            if own is None:
-                views.append(None)
-                continue
-            views.append(
-                OrderingView(
-                    terms=terms,
-                    selling=own,
-                    branches=branches,
-                    skus={s: found[s] for s in asked.skus if s in found},
-                    offers={s: offers[s] for s in asked.skus if s in offers},
-                    available={
-                        (b, s): levels[b, s] for b in ids for s in asked.skus if (b, s) in levels
-                    },
-                    bought={s: int(n) for s, n in zip(asked.skus, bought, strict=True) if n},
+            room = (asked.selling, asked.skus)
+            if room not in shared:
+                own = next((b for b in branches if b.id == asked.selling), None)
+                shared[room] = (
+                    None
+                    if own is None
+                    else OrderingView(
+                        terms=terms,
+                        selling=own,
+                        branches=branches,
+                        skus={s: found[s] for s in asked.skus if s in found},
+                        offers={s: offers[s] for s in asked.skus if s in offers},
+                        available={
+                            (b, s): levels[b, s]
+                            for b in ids
+                            for s in asked.skus
+                            if (b, s) in levels
+                        },
+                        bought={},
+                    )
                 )
-            )
+            view = shared[room]
+            if view is not None and any(bought):
+                counts = {s: int(n) for s, n in zip(asked.skus, bought, strict=True) if n}
+                view = OrderingView(
+                    terms=terms,
+                    selling=view.selling,
+                    branches=branches,
+                    skus=view.skus,
+                    offers=view.offers,
+                    available=view.available,
+                    bought=counts,
+                )
+            views.append(view)
         return views
 
 
