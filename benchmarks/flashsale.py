@@ -1,13 +1,15 @@
 """Flash-sale benchmark: K shoppers buying one limited-stock item in one branch room.
 
     .venv/bin/python benchmarks/flashsale.py --store sqlite|redis [--json]
-        [--shoppers K] [--stock N] [--seconds S] [--durability default|strict|none]
+        [--shoppers K] [--stock N] [--seconds S]
+        [--durability default|strict|relaxed|none]
         [--rate R] [--attempts A] [--pay cash|stored_value] [--profile FILE]
 
 Every party has its own process, all on loopback:
 
 - the server: `python -m streamserver.cli serve --port 0 --data-dir <tmp>`, with
-  `--sqlite-synchronous NORMAL` (--durability default) or `FULL` (strict), or with
+  `--sqlite-synchronous FULL` (--durability default or strict: the server's own
+  default) or `NORMAL` (relaxed), or with
   `--redis-url` against a throwaway `redis-server` started here on a free port with
   `--save ""` and `--appendonly yes --appendfsync everysec` (default), `always`
   (strict) or `--appendonly no` (none: an upper bound, nothing survives a crash);
@@ -59,6 +61,11 @@ Checked after the load (every check is in the JSON under "checks"):
 Also reported, not checked (a server limit): whether the run's first buyers can still
 collect with their pickup codes once the branch has many newer orders.
 
+Then, for --ceiling-seconds (8 by default), the same load processes against aiohttp
+answering every POST at once (benchmarks/_trivial_server.py): the issue's own baseline
+("about 22,000 trivial POSTs/s"), measured in the same run, so a slow hour of this
+machine shows as such (purchases/s are also reported as a share of it).
+
 With --json the last line of output is one JSON object; otherwise a short table.
 """
 
@@ -92,6 +99,7 @@ import redis.asyncio as aioredis
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD = ROOT / "benchmarks" / "_load.py"
+TRIVIAL_SERVER = ROOT / "benchmarks" / "_trivial_server.py"
 LISTENING = re.compile(r"listening on (http://([^/\s:]+):(\d+))/")
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -102,7 +110,9 @@ CASHBACK_BP = 200
 TOP_UP = 10**9  # the API's maximum top-up
 TARGETS = {"sqlite": (4000, 30.0), "redis": (6000, 25.0)}  # requests/s, p99 ms (the issue)
 CONTENDED_CORES = 0.3  # CPU in the window not used by the server, Redis or the load
-SQLITE_SYNC = {"default": "NORMAL", "strict": "FULL"}
+# "default" is what the server runs unless told otherwise: synchronous=FULL for SQLite.
+SQLITE_SYNC = {"default": "FULL", "strict": "FULL", "relaxed": "NORMAL"}
+DURABILITIES = ("default", "strict", "relaxed", "none")  # relaxed: SQLite; none: Redis
 REDIS_AOF = {
     "none": ["--appendonly", "no"],
     "default": ["--appendonly", "yes", "--appendfsync", "everysec"],
@@ -564,6 +574,40 @@ async def run_load(
                 await worker.proc.wait()
 
 
+async def http_ceiling(shop: Shop, args: argparse.Namespace, tmp: Path) -> dict[str, Any] | None:
+    """The same load processes against aiohttp answering every POST at once
+    (benchmarks/_trivial_server.py), right after the purchases: what HTTP alone costs on
+    this machine at this hour, the issue's baseline ("about 22,000 trivial POSTs/s")."""
+    if not args.ceiling_seconds:
+        return None
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, str(TRIVIAL_SERVER), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert server.stdout is not None
+        line = await asyncio.wait_for(server.stdout.readline(), 30)
+        port = int(line.split()[1])
+        trivial = dataclasses.replace(shop, base=f"http://127.0.0.1:{port}")
+        shape = {"seconds": args.ceiling_seconds, "warmup": 1.0, "attempts": 0, "rate": 0}
+        ceiling_args = argparse.Namespace(**{**vars(args), **shape, "profile": None})
+        ceiling_tmp = tmp / "ceiling"
+        ceiling_tmp.mkdir()
+        load = await run_load(trivial, ceiling_args, ceiling_tmp, server.pid, None)
+        rate = rates(load, ceiling_args)
+        cpu = cpu_use(*load.samples, server.pid)
+        per_request = 1e6 * cpu["server_cores"] / max(rate["requests_per_s"], 1)
+        return {
+            "server": "aiohttp answering 201 at once (benchmarks/_trivial_server.py)",
+            "seconds": args.ceiling_seconds,
+            "requests_per_s": rate["requests_per_s"],
+            "latency_ms": rate["latency_ms"],
+            "server_cpu_us_per_request": round(per_request, 1),
+        }
+    finally:
+        server.kill()
+        await server.wait()
+
+
 async def drive(
     shop: Shop,
     args: argparse.Namespace,
@@ -1006,6 +1050,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             findings = {"early_order_pickups": await early_pickups(api, shop, load)}
         stop_process(server)
         checks["store"] = await check_store(args, tmp, redis_port, shop, load)
+        log("the HTTP ceiling: the same load against a trivial aiohttp server")
+        ceiling = await http_ceiling(shop, args, tmp)
         server_log = (tmp / "server.log").read_text(errors="replace")
         store_line = next((ln for ln in server_log.splitlines() if "store:" in ln), "")
         rate = rates(load, args)
@@ -1060,6 +1106,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 name: round(n / max(1, rate["requests_in_window"]), 2)
                 for name, n in load.redis_calls.most_common()
             },
+            "http_ceiling": ceiling,
+            "share_of_http_ceiling": (
+                round(rate["requests_per_s"] / ceiling["requests_per_s"], 3) if ceiling else None
+            ),
             "profile": load.profile,
             "server_log_warnings": [
                 ln for ln in server_log.splitlines() if " ERROR " in ln or "Traceback" in ln
@@ -1094,6 +1144,13 @@ def table(r: dict[str, Any]) -> str:
         f"/{cpu['machine_cores']} (unaccounted {cpu['unaccounted_cores']}); "
         f"{r['server_cpu_us_per_request']} us server CPU per purchase",
         f"oversold            {r['oversold']}",
+        (
+            f"HTTP ceiling        {c['requests_per_s']}/s (p99 {c['latency_ms'].get('p99')} ms)"
+            f" from a trivial aiohttp POST with the same load; purchases are "
+            f"{r['share_of_http_ceiling']:.0%} of it"
+            if (c := r["http_ceiling"])
+            else "HTTP ceiling        not measured (--ceiling-seconds 0)"
+        ),
         f"early orders' pickups {r['findings']['early_order_pickups']}",
         "checks              "
         + ", ".join(f"{k} {'ok' if v['ok'] else 'FAILED'}" for k, v in r["checks"].items()),
@@ -1112,10 +1169,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--store", choices=["sqlite", "redis"], required=True)
     p.add_argument(
         "--durability",
-        choices=["default", "strict", "none"],
+        choices=DURABILITIES,
         default="default",
-        help="sqlite: default = synchronous NORMAL, strict = FULL; redis: default = AOF "
-        "everysec, strict = AOF always, none = no persistence",
+        help="sqlite: default = strict = synchronous FULL (the server's default), relaxed = "
+        "NORMAL; redis: default = AOF everysec, strict = AOF always, none = no persistence",
     )
     p.add_argument("--shoppers", type=int, default=64, help="connections, one shopper each")
     p.add_argument("--stock", type=int, default=1_000_000, help="units of the flash item")
@@ -1145,11 +1202,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=lambda text: [int(c) for c in text.split(",")],
         help="pin the server process (all its threads) to these CPUs, e.g. 0",
     )
+    p.add_argument(
+        "--ceiling-seconds",
+        type=float,
+        default=8.0,
+        help="then the same load against a trivial aiohttp server (0: skip)",
+    )
     p.add_argument("--keep-tmp", action="store_true")
     p.add_argument("--json", action="store_true", help="print one JSON object last")
     args = p.parse_args(argv)
     if args.store == "sqlite" and args.durability == "none":
         p.error("--durability none is for redis (the server offers NORMAL or FULL for SQLite)")
+    if args.store == "redis" and args.durability == "relaxed":
+        p.error("--durability relaxed is for sqlite (synchronous=NORMAL)")
     if args.profile:
         args.profile = str(Path(args.profile).resolve())
     return args
