@@ -2,10 +2,10 @@
 
 A purchase names a show and a branch and carries a session; reading the three from the
 store on each request is three thread hops for values that change a few times a day.
-They are kept here for a second (bounded): a show's new status,
-a branch's new hours or a signed-out session are seen everywhere within that second
-(and at once on this node, which forgets a session when it signs it out). Handlers that
-change a record read it fresh.
+They are kept here for a second (bounded): a show's new status, a branch's new hours or
+a signed-out session are seen everywhere within that second (and at once on this node,
+which forgets a session when it signs it out). Handlers that change a record read it
+fresh.
 
 Sessions are only ever created and deleted, and a node forgets one it deletes, so when
 this node is the only one (the embedded store) they can be kept far longer: a shopper
