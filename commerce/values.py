@@ -3,8 +3,9 @@
 A value is a slotted dataclass that mypy treats as frozen: assigning to a field of one
 is a type error everywhere mypy checks (commerce/ and streamserver/, strict). At run
 time it is a plain slotted dataclass, because `frozen=True` makes every construction
-go through `object.__setattr__` once per field: 490 ns for four fields against 140
-(benchmarks: a purchase builds about twenty values, a tenth of its CPU on Redis).
+go through `object.__setattr__` once per field: 490 ns for four fields against 140.
+A purchase builds about twenty values; their constructors were 5 % of its event-loop
+CPU on Redis in a py-spy profile, and place_order went from 12.7 to 7.2 us.
 Instances are still hashable by value, as frozen dataclasses are.
 """
 
